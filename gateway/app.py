@@ -1,0 +1,31 @@
+"""The gateway application factory: routes for people and admins over one mesh."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import routes_admin, routes_messages
+from gateway.errors import errors_middleware, json_response
+from gateway.keys import MESH, VERIFIER
+from gateway.notify import notifier_ctx
+from mesh.auth import TokenVerifier
+from mesh.service import Mesh
+
+MAX_BODY = 1024 * 1024
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ok = await request.app[MESH].store.ping()
+    return json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+
+def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notifications: bool = True) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+    app[MESH] = mesh
+    app[VERIFIER] = verifier
+    app.add_routes(routes_messages.routes)
+    app.add_routes(routes_admin.routes)
+    app.router.add_get("/healthz", healthz)
+    if notifications:
+        app.cleanup_ctx.append(notifier_ctx)
+    return app

@@ -1,0 +1,142 @@
+"""The ``airlock`` command: ``serve`` runs the mesh and the gateway; ``token`` prints a JWT.
+
+Every ``serve`` option also reads an ``AIRLOCK_*`` environment variable (the flag wins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway.secrets_files import load_or_create_key
+from mesh.auth import ROLES, issue_token
+from mesh.policy import parse_duration
+
+
+def home() -> Path:
+    return Path(os.environ.get("AIRLOCK_HOME", "./.airlock"))
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"AIRLOCK_{name}", default)
+
+
+def env_flag(name: str) -> bool:
+    return (env(name) or "").lower() in ("1", "true", "yes", "on")
+
+
+def duration(value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def jwt_secret(explicit: str | None) -> bytes:
+    if explicit:
+        return explicit.encode()
+    return load_or_create_key(home() / "jwt.secret")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airlock", description="A2A gateway that holds risky agent actions for a human decision."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the mesh and the gateway")
+    serve.add_argument("--host", default=env("HOST", "127.0.0.1"))
+    serve.add_argument("--mesh-port", type=int, default=int(env("MESH_PORT", "8080") or 8080))
+    serve.add_argument("--gateway-port", type=int, default=int(env("GATEWAY_PORT", "8081") or 8081))
+    serve.add_argument("--store", default=env("STORE"), help="sqlite:///path (default $AIRLOCK_HOME/airlock.db)")
+    serve.add_argument(
+        "--approval-timeout",
+        type=duration,
+        default=duration(env("APPROVAL_TIMEOUT", "1h") or "1h"),
+        help="how long a hold waits: 90s, 15m, 2h (default 1h)",
+    )
+    serve.add_argument(
+        "--jwt-secret", default=env("JWT_SECRET"), help="HS256 secret (default: made once in $AIRLOCK_HOME/jwt.secret)"
+    )
+    serve.add_argument(
+        "--jwt-public-key",
+        type=Path,
+        default=env("JWT_PUBLIC_KEY"),
+        help="PEM public key: accept RS256/ES256 tokens instead of HS256",
+    )
+    serve.add_argument("--jwt-audience", default=env("JWT_AUDIENCE"))
+    serve.add_argument("--jwt-issuer", default=env("JWT_ISSUER"))
+    serve.add_argument(
+        "--public-url",
+        default=env("PUBLIC_URL"),
+        help="the mesh's URL as clients reach it (default http://HOST:MESH_PORT)",
+    )
+    serve.add_argument(
+        "--gateway-url",
+        default=env("GATEWAY_URL"),
+        help="the gateway's URL as people reach it (default http://HOST:GATEWAY_PORT)",
+    )
+    serve.add_argument("--demo", action="store_true", default=env_flag("DEMO"), help="add the staging-db demo agent")
+    serve.add_argument(
+        "--auth",
+        choices=["jwt", "none"],
+        default=env("AUTH", "jwt"),
+        help="'none' takes unauthenticated calls (development only)",
+    )
+    serve.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
+
+    token = sub.add_parser("token", help="print a JWT that a server on the same AIRLOCK_HOME accepts")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--tenant", default="default")
+    token.add_argument(
+        "--role", action="append", choices=sorted(ROLES), dest="roles", help="repeat for several roles (default: agent)"
+    )
+    token.add_argument("--ttl", type=duration, default=duration("1h"))
+    token.add_argument("--jwt-secret", default=env("JWT_SECRET"))
+    token.add_argument("--audience", default=env("JWT_AUDIENCE"))
+    token.add_argument("--issuer", default=env("JWT_ISSUER"))
+    return parser
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(
+        issue_token(
+            jwt_secret(args.jwt_secret),
+            args.sub,
+            tenant=args.tenant,
+            roles=args.roles or ["agent"],
+            ttl_s=args.ttl,
+            audience=args.audience,
+            issuer=args.issuer,
+        )
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.serve import serve
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "token":
+        return cmd_token(args)
+    return cmd_serve(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

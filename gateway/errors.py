@@ -1,0 +1,86 @@
+"""REST error bodies: ``{"error": {"code", "message"}}`` with the right status, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from mesh.errors import MeshError
+
+log = logging.getLogger("airlock.gateway")
+
+REASONS = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def error_response(status: int, message: str, *, code: str | None = None, field: str | None = None) -> web.Response:
+    err: dict[str, Any] = {"code": code or REASONS.get(status, "error"), "message": message}
+    if field:
+        err["field"] = field
+    return json_response({"error": err}, status=status)
+
+
+class ApiError(Exception):
+    """Raised by route code for a plain REST failure."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, field=exc.field)
+    except MeshError as exc:
+        return error_response(exc.status, exc.message, code=exc.code, field=exc.field)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "request body too large")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason or "error")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal error", code="internal")
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise ApiError(400, "request body must be JSON")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "request body is not valid JSON") from None
+
+
+async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    body = await read_json(request, allow_empty=allow_empty)
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body

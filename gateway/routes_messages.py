@@ -1,0 +1,100 @@
+"""The Svantic-style surface: ``/messages/pending`` and ``/messages/{id}/resolve``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.auth import bearer, has_bearer, require
+from gateway.errors import ApiError, json_response, read_object
+from gateway.keys import MESH
+from mesh.resolve import ResolveRequest
+from mesh.store import ApprovalRecord, iso
+
+routes = web.RouteTableDef()
+
+
+def _int(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ApiError(400, f"{name} must be an integer from {lo} to {hi}", field=name)
+    return value
+
+
+@routes.post("/messages/pending")
+async def pending(request: web.Request) -> web.Response:
+    principal = require(request, "approver", "admin")
+    body = await read_object(request, allow_empty=True)
+    tenant = body.get("tenant_id", principal.tenant)
+    if tenant != principal.tenant:
+        raise ApiError(403, "tenant_id is not the caller's tenant", field="tenant_id")
+    session_id = body.get("session_id")
+    if session_id is not None and not isinstance(session_id, str):
+        raise ApiError(400, "session_id must be a string", field="session_id")
+    limit = _int(body, "limit", 50, 1, 500)
+    offset = _int(body, "offset", 0, 0, 10**9)
+    mesh = request.app[MESH]
+    rows, total = await mesh.store.list_pending(
+        tenant, session_id=session_id, now=mesh.clock(), limit=limit, offset=offset
+    )
+    tasks = {}
+    for row in rows:
+        task = await mesh.store.get_task(tenant, row.task_id)
+        tasks[row.task_id] = task.to_wire() if task else {}
+    return json_response(
+        {
+            "messages": [_pending_row(r, tasks[r.task_id]) for r in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "message_id": approval.task_id,
+        "approval_id": approval.id,
+        "kind": approval.kind,
+        "session_id": approval.session_id,
+        "tenant_id": approval.tenant,
+        "state": task.get("status", {}).get("state"),
+        "user_input": approval.user_input,
+        "task_data": task,
+        "policy": approval.policy,
+        "tool": approval.tool,
+        "form": approval.form,
+        "expires_at": iso(approval.expires_at),
+        "created_at": iso(approval.created_at),
+        "updated_at": iso(approval.updated_at),
+    }
+
+
+@routes.post("/messages/{id}/resolve")
+async def resolve(request: web.Request) -> web.Response:
+    body = await read_object(request)
+    if "resolution" not in body:
+        raise ApiError(400, "resolution is required", field="resolution")
+    token = body.get("callback_token")
+    if token is not None and not isinstance(token, str):
+        raise ApiError(400, "callback_token must be a string", field="callback_token")
+    if token is not None and not has_bearer(request):
+        req = ResolveRequest(
+            ref=request.match_info["id"], resolution=body["resolution"], surface="callback", callback_token=token
+        )
+    else:
+        req = ResolveRequest(
+            ref=request.match_info["id"], resolution=body["resolution"], surface="api", principal=bearer(request)
+        )
+    outcome = await request.app[MESH].resolve(req)
+    return json_response(
+        {
+            "ok": True,
+            "message_id": outcome.approval.task_id,
+            "approval_id": outcome.approval.id,
+            "decision": outcome.decision,
+            "new_state": outcome.new_state,
+            "task": outcome.task,
+        }
+    )

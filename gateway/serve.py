@@ -1,0 +1,87 @@
+"""``airlock serve``: the mesh and the gateway in one process over one store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.app import create_gateway_app
+from gateway.cli import home, jwt_secret
+from gateway.secrets_files import load_or_create_key
+from mesh.agents.base import AgentRegistry
+from mesh.agents.demo import StagingDbAgent
+from mesh.auth import TokenVerifier
+from mesh.server import create_mesh_app
+from mesh.service import Mesh, MeshConfig
+from mesh.store import make_store
+from mesh.sweeper import run_sweeper
+
+log = logging.getLogger("airlock")
+
+
+def make_verifier(args: argparse.Namespace) -> TokenVerifier | None:
+    if args.auth == "none":
+        return None
+    claims = {"audience": args.jwt_audience, "issuer": args.jwt_issuer}
+    if args.jwt_public_key:
+        return TokenVerifier.from_public_key_file(Path(args.jwt_public_key), **claims)
+    return TokenVerifier(secret=jwt_secret(args.jwt_secret), **claims)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    airlock_home = home()
+    airlock_home.mkdir(parents=True, exist_ok=True)
+    store = make_store(args.store or f"sqlite:///{airlock_home}/airlock.db")
+    mesh_url = (args.public_url or f"http://{args.host}:{args.mesh_port}").rstrip("/")
+    gateway_url = (args.gateway_url or f"http://{args.host}:{args.gateway_port}").rstrip("/")
+    config = MeshConfig(
+        approval_timeout_s=args.approval_timeout,
+        gateway_url=gateway_url,
+        callback_key=load_or_create_key(airlock_home / "callback.key"),
+    )
+    agents = AgentRegistry()
+    if args.demo:
+        agents.add(StagingDbAgent(airlock_home / "staging.db"), default=True)
+    verifier = make_verifier(args)
+
+    await store.open()
+    await agents.start()
+    mesh = Mesh(store, config, agents)
+    runners: list[web.AppRunner] = []
+    sweeper = asyncio.create_task(run_sweeper(mesh))
+    try:
+        for app, port in (
+            (create_mesh_app(mesh, verifier, mesh_url), args.mesh_port),
+            (create_gateway_app(mesh, verifier), args.gateway_port),
+        ):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, args.host, port).start()
+            runners.append(runner)
+        if verifier is None:
+            log.warning(
+                "AUTH IS OFF (--auth none): anyone who can reach these ports can send and resolve. Development only."
+            )
+        print(f"Airlock mesh    (A2A JSON-RPC): {mesh_url}/", flush=True)
+        print(f"Airlock gateway (approvals):    {gateway_url}/", flush=True)
+        if verifier is not None:
+            print("Get a token:  airlock token --sub you --role approver --role admin", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await agents.stop()
+        await store.close()

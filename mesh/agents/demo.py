@@ -1,0 +1,143 @@
+"""The demo agent ``staging-db``: a small staging database with expired records to clean up.
+
+It exists so the approvals guide can be followed against a local server: asking it to delete expired
+records plans ``bulk_delete_expired`` over every expired id (42 at first start), which the guide's
+``bulk_operation`` policy holds. Every run of a tool is logged in ``executions`` so tests can count them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from mesh.models import Message, TaskState
+from mesh.policy import Action
+
+from .base import Agent, Execution, Plan, Reply, TurnContext, text_reply
+
+DELETE_EXPIRED = re.compile(r"\bdelete\b.*\bexpired\b", re.IGNORECASE | re.DOTALL)
+EXPIRED_AT_START = 42
+CURRENT_AT_START = 8
+DAY = 86400.0
+
+
+class StagingDbAgent(Agent):
+    name = "staging-db"
+    description = "Maintains the staging database: finds and deletes expired records."
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._write = asyncio.Lock()  # one connection: keep two runs' statements from interleaving
+
+    def skills(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": "bulk_delete_expired",
+                "name": "Delete expired records",
+                "description": "Deletes every expired record from the staging database.",
+                "tags": ["database", "cleanup"],
+                "examples": ["Delete all expired records from the staging database"],
+            }
+        ]
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA busy_timeout=10000")
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, name TEXT NOT NULL, expires_at REAL NOT NULL)"
+        )
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS executions (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL, "
+            "tool TEXT NOT NULL, affected INTEGER NOT NULL, at REAL NOT NULL)"
+        )
+        await self._db.execute("CREATE TABLE IF NOT EXISTS seeded (done INTEGER NOT NULL)")
+        cur = await self._db.execute("SELECT COUNT(*) FROM seeded")
+        if (await cur.fetchone())[0] == 0:  # type: ignore[index]
+            now = time.time()
+            rows = [(f"rec-{i:03d}", f"expired record {i}", now - DAY * (i + 1)) for i in range(EXPIRED_AT_START)]
+            rows += [
+                (f"rec-{EXPIRED_AT_START + i:03d}", f"current record {i}", now + DAY * 365)
+                for i in range(CURRENT_AT_START)
+            ]
+            await self._db.execute("BEGIN IMMEDIATE")
+            await self._db.executemany("INSERT INTO records VALUES (?, ?, ?)", rows)
+            await self._db.execute("INSERT INTO seeded VALUES (1)")
+            await self._db.execute("COMMIT")
+
+    async def stop(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _expired_ids(self) -> list[str]:
+        assert self._db is not None
+        cur = await self._db.execute("SELECT id FROM records WHERE expires_at <= ? ORDER BY id", (time.time(),))
+        return [row[0] for row in await cur.fetchall()]
+
+    async def plan(self, message: Message, ctx: TurnContext) -> Plan:
+        for part in message.data_parts():
+            if part.data.get("tool") == "bulk_delete_expired":
+                items = part.data.get("arguments", {}).get("items") or await self._expired_ids()
+                return Plan(action=self._action(items, message.text()))
+        text = message.text()
+        if DELETE_EXPIRED.search(text):
+            return Plan(action=self._action(await self._expired_ids(), text))
+        echo = f"staging-db heard: {text}" if text else "staging-db is listening."
+        return Plan(reply=text_reply(TaskState.INPUT_REQUIRED, echo))
+
+    def _action(self, items: list[str], text: str) -> Action:
+        return Action(
+            agent=self.name,
+            tool="bulk_delete_expired",
+            arguments={"items": list(items), "database": "staging"},
+            text=text,
+        )
+
+    async def execute(self, execution: Execution, ctx: TurnContext) -> Reply:
+        action = execution.action
+        if action.tool != "bulk_delete_expired":
+            return text_reply(TaskState.FAILED, f"staging-db has no tool {action.tool!r}")
+        assert self._db is not None
+        items = [str(i) for i in action.arguments.get("items", [])]
+        async with self._write:
+            deleted = await self._delete(items, ctx.task_id)
+        summary = f"Deleted {deleted} expired records from the staging database."
+        shown = {k: v for k, v in execution.values.items() if k != "decision" and k not in execution.sensitive}
+        if shown:
+            summary += " Inputs: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) + "."
+        artifact = {
+            "artifactId": f"{ctx.task_id}-result",
+            "name": "bulk_delete_expired result",
+            "parts": [{"kind": "text", "text": summary}, {"kind": "data", "data": {"deleted": deleted}}],
+        }
+        return text_reply(TaskState.COMPLETED, summary, [artifact])
+
+    async def _delete(self, items: list[str], task_id: str) -> int:
+        assert self._db is not None
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = 0
+            for start in range(0, len(items), 500):
+                chunk = items[start : start + 500]
+                marks = ",".join("?" for _ in chunk)
+                cur = await self._db.execute(
+                    f"DELETE FROM records WHERE id IN ({marks}) AND expires_at <= ?", [*chunk, time.time()]
+                )
+                deleted += cur.rowcount
+            await self._db.execute(
+                "INSERT INTO executions (task_id, tool, affected, at) VALUES (?, ?, ?, ?)",
+                (task_id, "bulk_delete_expired", deleted, time.time()),
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return deleted

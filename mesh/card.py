@@ -1,0 +1,44 @@
+"""The mesh's agent card: what A2A clients read before they call.
+
+Capabilities say only what works today (no streaming or push yet), because clients act on them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mesh.service import Mesh
+
+VERSION = "0.1.0"
+
+
+def agent_card(mesh: Mesh, url: str, *, auth: bool) -> dict[str, Any]:
+    skills: list[dict[str, Any]] = [
+        {
+            "id": "policy-guard",
+            "name": "Policy guard",
+            "description": 'Send a tool call as a DataPart {"tool", "arguments"}; the answer is the policy '
+            "decision, or a hold in input-required until a person approves or denies it.",
+            "tags": ["policy", "approval"],
+        }
+    ]
+    for agent in mesh.agents.all():
+        skills.extend(agent.skills())
+    card: dict[str, Any] = {
+        "name": "Airlock",
+        "description": "A2A mesh that holds risky agent actions for a human decision.",
+        "url": url,
+        "version": VERSION,
+        "protocolVersion": "0.3.0",
+        "preferredTransport": "JSONRPC",
+        "additionalInterfaces": [{"url": url, "transport": "JSONRPC"}],
+        "capabilities": {"streaming": False, "pushNotifications": False, "stateTransitionHistory": True},
+        "defaultInputModes": ["text/plain", "application/json"],
+        "defaultOutputModes": ["text/plain", "application/json", "application/json+a2ui"],
+        "skills": skills,
+    }
+    if auth:
+        card["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+        card["security"] = [{"bearer": []}]
+    return card

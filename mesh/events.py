@@ -1,0 +1,42 @@
+"""In-process publish/subscribe for state changes.
+
+Published after the commit that made the change, so a subscriber never sees a state the store would not
+return. Each subscriber gets its own bounded queue; a slow one loses events rather than stalling the
+publisher (it can re-read the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    tenant: str
+    subject: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class EventBus:
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._queue_size = queue_size
+
+    def publish(self, event: Event) -> None:
+        for queue in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)

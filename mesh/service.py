@@ -1,0 +1,377 @@
+"""The mesh: a message's path from an agent to a decision, and the operations around a task.
+
+``send_message`` routes a message to an agent (or takes a guard's tool call), asks the policy engine,
+and either runs the action, rejects it, or holds it — the hold is one transaction writing the task,
+the approval and the notification outbox rows. Resolving a hold lives in :mod:`mesh.resolve`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from a2ui import approval_form, form_part
+from mesh import jsonrpc as rpc
+from mesh.admin import PolicyAdmin
+from mesh.agents.base import Agent, AgentRegistry, Execution, Reply, TurnContext
+from mesh.auth import Principal
+from mesh.events import Event, EventBus
+from mesh.models import TERMINAL_STATES, Message, MessageSendParams, TaskState, new_id
+from mesh.policy import Action, CompiledPolicies, Decision, Enforcement, Policy, compile_policies
+from mesh.resolve import ResolvePath
+from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord, Tx, iso
+from mesh.taskstate import set_state, text_parts
+from mesh.tokens import callback_token, token_hash
+
+log = logging.getLogger("airlock.mesh")
+
+GUARD = "guard"
+
+
+@dataclass(slots=True)
+class MeshConfig:
+    approval_timeout_s: int = 3600
+    callback_key: bytes = b""
+    gateway_url: str = "http://127.0.0.1:8081"
+
+    def __post_init__(self) -> None:
+        if not self.callback_key:
+            self.callback_key = secrets.token_bytes(32)
+
+
+class Mesh(ResolvePath, PolicyAdmin):
+    def __init__(
+        self,
+        store: Store,
+        config: MeshConfig,
+        agents: AgentRegistry | None = None,
+        events: EventBus | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.agents = agents or AgentRegistry()
+        self.events = events or EventBus()
+        self.clock = clock
+        self._compiled: dict[str, CompiledPolicies] = {}
+
+    # ---------------------------------------------------------------- policies
+
+    async def policies(self, tenant: str) -> CompiledPolicies:
+        """Compiled once per change: plugins are built and sorted when a policy changes, not per call."""
+        compiled = self._compiled.get(tenant)
+        if compiled is None:
+            bodies = await self.store.list_policies(tenant)
+            compiled = compile_policies(Policy.model_validate(b) for b in bodies)
+            self._compiled[tenant] = compiled
+        return compiled
+
+    def policies_changed(self, tenant: str) -> None:
+        self._compiled.pop(tenant, None)
+
+    # ---------------------------------------------------------------- A2A operations
+
+    async def send_message(self, principal: Principal, params: MessageSendParams) -> dict[str, Any]:
+        message = params.message
+        now = self.clock()
+        new = not message.task_id
+        if message.task_id:
+            task = await self.store.get_task(principal.tenant, message.task_id)
+            if task is None:
+                raise rpc.task_not_found(message.task_id)
+            if message.context_id and message.context_id != task.context_id:
+                raise rpc.RpcError(rpc.INVALID_PARAMS, "Invalid params: contextId does not match the task's")
+            if task.state in TERMINAL_STATES:
+                raise rpc.RpcError(
+                    rpc.UNSUPPORTED_OPERATION, f"Task {task.id} is {task.state}; it takes no more messages"
+                )
+            message.context_id = task.context_id
+            pending = await self.store.latest_approval(task.id)
+            if pending is not None and pending.status == PENDING:
+                return await self._note_while_held(task, message, now)
+        else:
+            task = TaskRecord(
+                id=new_id(),
+                tenant=principal.tenant,
+                context_id=message.context_id or new_id(),
+                state=TaskState.SUBMITTED,
+                owner=principal.sub,
+                owner_roles=sorted(principal.roles),
+                agent=None,
+                status={},
+                created_at=now,
+                updated_at=now,
+            )
+            message.task_id = task.id
+            message.context_id = task.context_id
+        return await self._turn(principal, task, message, params, now, new=new)
+
+    async def get_task(self, principal: Principal, task_id: str, history_length: int | None) -> dict[str, Any]:
+        task = await self.store.get_task(principal.tenant, task_id)
+        if task is None:
+            raise rpc.task_not_found(task_id)
+        if history_length == 0:
+            return task.to_wire()
+        return task.to_wire(await self.store.get_history(task.id, history_length))
+
+    async def cancel_task(self, principal: Principal, task_id: str) -> dict[str, Any]:
+        task = await self.store.get_task(principal.tenant, task_id)
+        if task is None:
+            raise rpc.task_not_found(task_id)
+        if task.state in TERMINAL_STATES:
+            raise rpc.RpcError(rpc.TASK_NOT_CANCELABLE, f"Task {task_id} is {task.state} and cannot be canceled")
+        now = self.clock()
+        approval = await self.store.latest_approval(task.id)
+        async with self.store.transaction() as tx:
+            if approval is not None and approval.status == PENDING:
+                await tx.decide_approval(
+                    approval.id,
+                    status="canceled",
+                    now=now,
+                    resolved_by=principal.sub,
+                    surface="a2a",
+                    values=None,
+                    reason="task canceled",
+                    require_unexpired=False,
+                )
+            msg = set_state(task, TaskState.CANCELED, text_parts("Task canceled."), now)
+            await tx.update_task(task)
+            await tx.append_history(task.id, [msg] if msg else [])
+            await tx.audit(
+                tenant=task.tenant, kind="task.canceled", actor=principal.sub, subject=task.id, detail={}, now=now
+            )
+        self._publish("task.updated", task)
+        return task.to_wire()
+
+    # ---------------------------------------------------------------- a turn
+
+    def _route(self, principal: Principal, message: Message, params: MessageSendParams) -> Agent | None:
+        """The agent a message goes to: named in metadata, else none for a guard's tool call, else the
+        default agent."""
+        named = (message.metadata or {}).get("agent") or (params.metadata or {}).get("agent")
+        if named is not None:
+            agent = self.agents.get(str(named))
+            if agent is None:
+                raise rpc.RpcError(rpc.INVALID_PARAMS, f"Invalid params: no agent named {named!r}")
+            return agent
+        if tool_call(message) is not None:
+            return None
+        if self.agents.default is None:
+            raise rpc.RpcError(
+                rpc.UNSUPPORTED_OPERATION,
+                "No agent is registered to take text messages; send a tool call as a DataPart "
+                '{"tool": ..., "arguments": {...}} for a policy decision',
+            )
+        return self.agents.get(self.agents.default)
+
+    async def _turn(
+        self,
+        principal: Principal,
+        task: TaskRecord,
+        message: Message,
+        params: MessageSendParams,
+        now: float,
+        *,
+        new: bool,
+    ) -> dict[str, Any]:
+        agent = self._route(principal, message, params)
+        ctx = TurnContext(task_id=task.id, context_id=task.context_id, tenant=task.tenant, sender=principal.sub)
+        reply: Reply | None = None
+        if agent is None:
+            call = tool_call(message)
+            assert call is not None
+            action = Action(
+                agent=str((message.metadata or {}).get("agent") or principal.sub),
+                tool=call[0],
+                arguments=call[1],
+                text=message.text(),
+                context={"contextId": task.context_id, "sender": principal.sub},
+            )
+            task.agent = GUARD
+        else:
+            plan = await agent.plan(message, ctx)
+            task.agent = agent.name
+            reply = plan.reply
+            action = plan.action or Action(
+                agent=agent.name,
+                tool=None,
+                arguments={},
+                text=message.text(),
+                context={"contextId": task.context_id, "sender": principal.sub},
+            )
+        decision = (await self.policies(task.tenant)).evaluate(action)
+        user_msg = message.dump()
+
+        if decision.enforcement == Enforcement.REQUIRE_APPROVAL:
+            return await self._hold(principal, task, user_msg, action, decision, now, new=new)
+
+        if decision.enforcement == Enforcement.BLOCK:
+            name = decision.policy.name if decision.policy else "policy"
+            text = f"Blocked by policy {name}: {decision.reason}"
+            status_msg = set_state(
+                task, TaskState.REJECTED, text_parts(text), now, {"reason": "blocked", "policy": name}
+            )
+        elif agent is None:
+            status_msg = set_state(
+                task,
+                TaskState.COMPLETED,
+                [
+                    {
+                        "kind": "data",
+                        "data": {
+                            "decision": "allow",
+                            "tool": action.tool,
+                            "policy": decision.policy.name if decision.policy else None,
+                        },
+                    }
+                ],
+                now,
+            )
+        else:
+            if reply is None:
+                reply = await self._execute(agent, Execution(action=action), ctx)
+            status_msg = set_state(task, reply.state, reply.parts, now)
+            task.artifacts = task.artifacts + reply.artifacts
+        async with self.store.transaction() as tx:
+            await (tx.insert_task(task) if new else tx.update_task(task))
+            await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
+            await self._audit_decision(tx, task, action, decision, principal, now)
+        self._publish("task.updated", task)
+        return task.to_wire()
+
+    async def _execute(self, agent: Agent, execution: Execution, ctx: TurnContext) -> Reply:
+        """Run an action; an agent's exception becomes a failed turn, never a crashed request."""
+        try:
+            return await agent.execute(execution, ctx)
+        except Exception as exc:
+            log.exception("agent %s failed on task %s", agent.name, ctx.task_id)
+            return Reply(state=TaskState.FAILED, parts=text_parts(f"{agent.name} failed: {type(exc).__name__}: {exc}"))
+
+    async def _audit_decision(
+        self, tx: Tx, task: TaskRecord, action: Action, decision: Decision, principal: Principal, now: float
+    ) -> None:
+        detail = {
+            "enforcement": str(decision.enforcement),
+            "policy": decision.policy.name if decision.policy else None,
+            "tool": action.tool,
+            "agent": action.agent,
+            "audited": list(decision.audited),
+        }
+        await tx.audit(
+            tenant=task.tenant, kind="policy.decision", actor=principal.sub, subject=task.id, detail=detail, now=now
+        )
+
+    async def _note_while_held(self, task: TaskRecord, message: Message, now: float) -> dict[str, Any]:
+        """A message to a held task is kept in its history; it never resolves the hold."""
+        async with self.store.transaction() as tx:
+            await tx.append_history(task.id, [message.dump()])
+        return task.to_wire()
+
+    # ---------------------------------------------------------------- holds
+
+    async def _hold(
+        self,
+        principal: Principal,
+        task: TaskRecord,
+        user_msg: dict[str, Any],
+        action: Action,
+        decision: Decision,
+        now: float,
+        *,
+        new: bool,
+    ) -> dict[str, Any]:
+        policy = decision.policy
+        assert policy is not None
+        form = approval_form(action.tool, list(decision.form_fields))
+        approval_id = new_id()
+        timeout = decision.timeout_s or self.config.approval_timeout_s
+        token = callback_token(self.config.callback_key, approval_id)
+        approval = ApprovalRecord(
+            id=approval_id,
+            task_id=task.id,
+            tenant=task.tenant,
+            kind="approval",
+            status=PENDING,
+            policy=policy.name,
+            tool=action.tool,
+            action=action_to_dict(action),
+            form=form,
+            requested_by=principal.sub,
+            requester_roles=sorted(principal.roles),
+            session_id=task.context_id,
+            user_input=action.text or "",
+            channels=list(decision.channels),
+            token_hash=token_hash(token),
+            fingerprint=action.fingerprint(),
+            expires_at=now + timeout,
+            created_at=now,
+            updated_at=now,
+        )
+        task.metadata = {
+            **task.metadata,
+            "airlock": {
+                "approvalId": approval_id,
+                "policy": policy.name,
+                "expiresAt": iso(approval.expires_at),
+            },
+        }
+        status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(form)], now)
+        async with self.store.transaction() as tx:
+            await (tx.insert_task(task) if new else tx.update_task(task))
+            await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
+            await tx.insert_approval(approval)
+            for channel in approval.channels:
+                await tx.enqueue(
+                    "notify",
+                    {
+                        "tenant": task.tenant,
+                        "channel": channel,
+                        "approval_id": approval_id,
+                        "event": "approval.requested",
+                    },
+                    not_before=now,
+                )
+            await self._audit_decision(tx, task, action, decision, principal, now)
+        self._publish("approval.created", task, approval_id=approval_id)
+        return task.to_wire()
+
+    # ---------------------------------------------------------------- events
+
+    def _publish(self, kind: str, task: TaskRecord, **data: Any) -> None:
+        self.events.publish(Event(kind=kind, tenant=task.tenant, subject=task.id, data={"state": task.state, **data}))
+
+
+def tool_call(message: Message) -> tuple[str, dict[str, Any]] | None:
+    """The tool call a guard states as a DataPart ``{"tool": NAME, "arguments": {...}}``."""
+    for part in message.data_parts():
+        tool = part.data.get("tool")
+        if isinstance(tool, str) and tool:
+            arguments = part.data.get("arguments") or {}
+            if not isinstance(arguments, dict):
+                raise rpc.RpcError(rpc.INVALID_PARAMS, "Invalid params: a tool call's arguments must be an object")
+            return tool, arguments
+    return None
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    return {
+        "agent": action.agent,
+        "tool": action.tool,
+        "arguments": dict(action.arguments),
+        "text": action.text,
+        "context": dict(action.context),
+    }
+
+
+def action_from_dict(data: dict[str, Any]) -> Action:
+    return Action(
+        agent=data.get("agent"),
+        tool=data.get("tool"),
+        arguments=data.get("arguments") or {},
+        text=data.get("text") or "",
+        context=data.get("context") or {},
+    )

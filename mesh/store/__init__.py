@@ -1,0 +1,44 @@
+"""The durable store: one interface (:mod:`.base`), one engine per database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    PENDING,
+    ApprovalRecord,
+    AuditRecord,
+    ChannelRecord,
+    OutboxRecord,
+    Store,
+    TaskRecord,
+    Tx,
+    iso,
+)
+
+__all__ = [
+    "PENDING",
+    "ApprovalRecord",
+    "AuditRecord",
+    "ChannelRecord",
+    "OutboxRecord",
+    "Store",
+    "TaskRecord",
+    "Tx",
+    "iso",
+    "make_store",
+]
+
+
+def make_store(url: str) -> Store:
+    """A store for a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's
+    convention) or a bare file path."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme in ("", "sqlite"):
+        from .sqlite import SQLiteStore
+
+        path = url[len("sqlite://") :] if scheme else url
+        if scheme and path.startswith("/"):
+            path = path[1:]
+        return SQLiteStore(Path(path))
+    raise ValueError(f"unsupported store URL scheme {scheme!r} (use sqlite:///path)")

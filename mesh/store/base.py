@@ -1,0 +1,276 @@
+"""The store interface: records, a unit of work, and the reads the surfaces need.
+
+Every engine implements the same two classes. State changes happen only inside a :class:`Tx` so that a
+task's new state, its approval, its audit entry and its outbox rows commit together or not at all; the
+answer to a request is sent only after the commit returns, so what was answered is on disk.
+
+First-writer-wins is :meth:`Tx.decide_approval`: a single conditional ``UPDATE … WHERE status='pending'``
+whose row count says whether this caller won. No engine takes a Python-side lock to decide it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+PENDING = "pending"
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(value: str | bytes | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """A task as stored: the wire fields (status, artifacts, metadata) kept as JSON-ready dicts."""
+
+    id: str
+    tenant: str
+    context_id: str
+    state: str
+    owner: str
+    owner_roles: list[str]
+    agent: str | None
+    status: dict[str, Any]
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def to_wire(self, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        task: dict[str, Any] = {
+            "kind": "task",
+            "id": self.id,
+            "contextId": self.context_id,
+            "status": self.status,
+        }
+        if self.artifacts:
+            task["artifacts"] = self.artifacts
+        if self.metadata:
+            task["metadata"] = self.metadata
+        if history is not None:
+            task["history"] = history
+        return task
+
+
+@dataclass(slots=True)
+class ApprovalRecord:
+    """A pause waiting for a person: a policy hold (``kind='approval'``) or an agent's input request."""
+
+    id: str
+    task_id: str
+    tenant: str
+    kind: str
+    status: str
+    policy: str | None
+    tool: str | None
+    action: dict[str, Any]
+    form: dict[str, Any]
+    requested_by: str
+    requester_roles: list[str]
+    session_id: str | None
+    user_input: str
+    channels: list[str]
+    token_hash: str | None
+    fingerprint: str | None
+    expires_at: float
+    created_at: float
+    updated_at: float
+    run_id: str | None = None
+    second_pair: bool = False
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    surface: str | None = None
+    values: dict[str, Any] | None = None
+    reason: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == PENDING
+
+
+@dataclass(slots=True)
+class ChannelRecord:
+    tenant: str
+    name: str
+    type: str
+    config: dict[str, Any]
+    created_at: float
+
+
+@dataclass(slots=True)
+class OutboxRecord:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    seq: int
+    at: float
+    tenant: str
+    kind: str
+    actor: str
+    subject: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def audit_hash(prev_hash: str, at: float, tenant: str, kind: str, actor: str, subject: str, detail: Any) -> str:
+    """Each audit entry commits to the one before it, so an edited row breaks the chain after it."""
+    body = dumps([prev_hash, round(at, 6), tenant, kind, actor, subject, detail])
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class Tx(ABC):
+    """One unit of work. Leaving the ``async with`` block commits; an exception rolls back."""
+
+    @abstractmethod
+    async def insert_task(self, task: TaskRecord) -> None: ...
+
+    @abstractmethod
+    async def update_task(self, task: TaskRecord) -> None: ...
+
+    @abstractmethod
+    async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None: ...
+
+    @abstractmethod
+    async def insert_approval(self, approval: ApprovalRecord) -> None: ...
+
+    @abstractmethod
+    async def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: str,
+        now: float,
+        resolved_by: str,
+        surface: str,
+        values: dict[str, Any] | None,
+        reason: str | None = None,
+        require_unexpired: bool = True,
+    ) -> bool:
+        """Move a pending approval to ``status``; True only for the one caller whose write landed."""
+
+    @abstractmethod
+    async def enqueue(self, kind: str, payload: dict[str, Any], *, not_before: float = 0.0) -> None: ...
+
+    @abstractmethod
+    async def audit(
+        self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+    ) -> None: ...
+
+    @abstractmethod
+    async def put_policy(self, tenant: str, name: str, body: dict[str, Any], now: float, *, create: bool) -> bool:
+        """Insert (``create``: False when the name is taken) or replace (False when missing)."""
+
+    @abstractmethod
+    async def delete_policy(self, tenant: str, name: str) -> bool: ...
+
+    @abstractmethod
+    async def put_channel(self, channel: ChannelRecord) -> bool: ...
+
+    @abstractmethod
+    async def delete_channel(self, tenant: str, name: str) -> bool: ...
+
+
+class Store(ABC):
+    """The durable state of one Airlock deployment."""
+
+    engine: str
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    # tasks
+    @abstractmethod
+    async def get_task(self, tenant: str, task_id: str) -> TaskRecord | None: ...
+
+    @abstractmethod
+    async def get_history(self, task_id: str, last: int | None = None) -> list[dict[str, Any]]: ...
+
+    # approvals
+    @abstractmethod
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None: ...
+
+    @abstractmethod
+    async def latest_approval(self, task_id: str) -> ApprovalRecord | None: ...
+
+    @abstractmethod
+    async def list_pending(
+        self, tenant: str, *, session_id: str | None, now: float, limit: int, offset: int
+    ) -> tuple[list[ApprovalRecord], int]: ...
+
+    @abstractmethod
+    async def due_expiries(self, now: float, limit: int = 500) -> list[ApprovalRecord]: ...
+
+    # policies and channels
+    @abstractmethod
+    async def list_policies(self, tenant: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def get_policy(self, tenant: str, name: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def list_channels(self, tenant: str) -> list[ChannelRecord]: ...
+
+    @abstractmethod
+    async def get_channel(self, tenant: str, name: str) -> ChannelRecord | None: ...
+
+    # outbox
+    @abstractmethod
+    async def claim_outbox(self, now: float, limit: int = 50, lease_s: float = 30.0) -> list[OutboxRecord]:
+        """Rows due for delivery, leased so that a concurrent worker does not take them too."""
+
+    @abstractmethod
+    async def finish_outbox(
+        self, row_id: int, *, ok: bool, now: float, error: str | None = None, retry_at: float | None = None
+    ) -> None: ...
+
+    # audit
+    @abstractmethod
+    async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]: ...
+
+    async def ping(self) -> bool:
+        """True when the store answers (health checks)."""
+        try:
+            await self.get_task("", "")
+        except Exception:
+            return False
+        return True
+
+    async def iter_audit(self, batch: int = 500) -> AsyncIterator[AuditRecord]:
+        after = 0
+        while True:
+            rows = await self.audit_entries(after=after, limit=batch)
+            if not rows:
+                return
+            for row in rows:
+                yield row
+            after = rows[-1].seq

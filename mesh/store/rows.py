@@ -1,0 +1,278 @@
+"""SQL shared by the engines: the unit-of-work statements and row → record conversion.
+
+Statements use ``?`` placeholders; an engine whose driver wants another style rewrites them in its own
+``execute``. Rows are read by column name (sqlite3.Row and asyncpg.Record both allow it).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from .base import (
+    PENDING,
+    ApprovalRecord,
+    AuditRecord,
+    ChannelRecord,
+    TaskRecord,
+    Tx,
+    audit_hash,
+    dumps,
+    loads,
+)
+
+GENESIS = "0" * 64
+
+
+def task_from_row(row: Any) -> TaskRecord:
+    return TaskRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        context_id=row["context_id"],
+        state=row["state"],
+        owner=row["owner"],
+        owner_roles=loads(row["owner_roles"]),
+        agent=row["agent"],
+        status=loads(row["status"]),
+        artifacts=loads(row["artifacts"]),
+        metadata=loads(row["metadata"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def approval_from_row(row: Any) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row["id"],
+        task_id=row["task_id"],
+        tenant=row["tenant"],
+        kind=row["kind"],
+        status=row["status"],
+        policy=row["policy"],
+        tool=row["tool"],
+        action=loads(row["action"]),
+        form=loads(row["form"]),
+        requested_by=row["requested_by"],
+        requester_roles=loads(row["requester_roles"]),
+        session_id=row["session_id"],
+        user_input=row["user_input"],
+        channels=loads(row["channels"]),
+        token_hash=row["token_hash"],
+        fingerprint=row["fingerprint"],
+        run_id=row["run_id"],
+        second_pair=bool(row["second_pair"]),
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        resolved_at=row["resolved_at"],
+        resolved_by=row["resolved_by"],
+        surface=row["surface"],
+        values=loads(row["resolution"]),
+        reason=row["reason"],
+    )
+
+
+def channel_from_row(row: Any) -> ChannelRecord:
+    return ChannelRecord(
+        tenant=row["tenant"],
+        name=row["name"],
+        type=row["type"],
+        config=loads(row["config"]),
+        created_at=row["created_at"],
+    )
+
+
+def audit_from_row(row: Any) -> AuditRecord:
+    return AuditRecord(
+        seq=row["seq"],
+        at=row["at"],
+        tenant=row["tenant"],
+        kind=row["kind"],
+        actor=row["actor"],
+        subject=row["subject"],
+        detail=loads(row["detail"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+TASK_COLUMNS = (
+    "id, tenant, context_id, state, owner, owner_roles, agent, status, artifacts, metadata, created_at, updated_at"
+)
+APPROVAL_COLUMNS = (
+    "id, task_id, tenant, kind, status, policy, tool, action, form, requested_by, requester_roles, "
+    "session_id, user_input, channels, token_hash, fingerprint, run_id, second_pair, expires_at, "
+    "created_at, updated_at"
+)
+
+
+def _placeholders(columns: str) -> str:
+    return ", ".join("?" for _ in columns.split(","))
+
+
+class SqlTx(Tx):
+    """The unit of work in SQL; an engine supplies ``execute`` and ``fetchone``."""
+
+    @abstractmethod
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any: ...
+
+    async def insert_task(self, task: TaskRecord) -> None:
+        await self.execute(
+            f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({_placeholders(TASK_COLUMNS)})",
+            (
+                task.id,
+                task.tenant,
+                task.context_id,
+                task.state,
+                task.owner,
+                dumps(task.owner_roles),
+                task.agent,
+                dumps(task.status),
+                dumps(task.artifacts),
+                dumps(task.metadata),
+                task.created_at,
+                task.updated_at,
+            ),
+        )
+
+    async def update_task(self, task: TaskRecord) -> None:
+        await self.execute(
+            "UPDATE tasks SET state = ?, agent = ?, status = ?, artifacts = ?, metadata = ?, updated_at = ? "
+            "WHERE id = ?",
+            (
+                task.state,
+                task.agent,
+                dumps(task.status),
+                dumps(task.artifacts),
+                dumps(task.metadata),
+                task.updated_at,
+                task.id,
+            ),
+        )
+
+    async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None:
+        row = await self.fetchone("SELECT COALESCE(MAX(seq), 0) FROM history WHERE task_id = ?", (task_id,))
+        seq = row[0]
+        for message in messages:
+            seq += 1
+            await self.execute(
+                "INSERT INTO history (task_id, seq, message) VALUES (?, ?, ?)", (task_id, seq, dumps(message))
+            )
+
+    async def insert_approval(self, approval: ApprovalRecord) -> None:
+        a = approval
+        await self.execute(
+            f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({_placeholders(APPROVAL_COLUMNS)})",
+            (
+                a.id,
+                a.task_id,
+                a.tenant,
+                a.kind,
+                a.status,
+                a.policy,
+                a.tool,
+                dumps(a.action),
+                dumps(a.form),
+                a.requested_by,
+                dumps(a.requester_roles),
+                a.session_id,
+                a.user_input,
+                dumps(a.channels),
+                a.token_hash,
+                a.fingerprint,
+                a.run_id,
+                int(a.second_pair),
+                a.expires_at,
+                a.created_at,
+                a.updated_at,
+            ),
+        )
+
+    async def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: str,
+        now: float,
+        resolved_by: str,
+        surface: str,
+        values: dict[str, Any] | None,
+        reason: str | None = None,
+        require_unexpired: bool = True,
+    ) -> bool:
+        sql = (
+            "UPDATE approvals SET status = ?, resolved_at = ?, resolved_by = ?, surface = ?, resolution = ?, "
+            "reason = ?, updated_at = ? WHERE id = ? AND status = ?"
+        )
+        args: list[Any] = [
+            status,
+            now,
+            resolved_by,
+            surface,
+            None if values is None else dumps(values),
+            reason,
+            now,
+            approval_id,
+            PENDING,
+        ]
+        if require_unexpired:
+            sql += " AND expires_at > ?"
+            args.append(now)
+        return await self.execute(sql, args) == 1
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], *, not_before: float = 0.0) -> None:
+        await self.execute(
+            "INSERT INTO outbox (kind, payload, attempts, next_attempt_at, created_at) VALUES (?, ?, 0, ?, ?)",
+            (kind, dumps(payload), not_before, not_before),
+        )
+
+    async def audit(
+        self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+    ) -> None:
+        row = await self.fetchone("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+        prev = row[0] if row else GENESIS
+        digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
+        await self.execute(
+            "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, tenant, kind, actor, subject, dumps(detail), prev, digest),
+        )
+
+    async def put_policy(self, tenant: str, name: str, body: dict[str, Any], now: float, *, create: bool) -> bool:
+        if create:
+            exists = await self.fetchone("SELECT 1 FROM policies WHERE tenant = ? AND name = ?", (tenant, name))
+            if exists:
+                return False
+            await self.execute(
+                "INSERT INTO policies (tenant, name, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (tenant, name, dumps(body), now, now),
+            )
+            return True
+        changed = await self.execute(
+            "UPDATE policies SET body = ?, updated_at = ? WHERE tenant = ? AND name = ?",
+            (dumps(body), now, tenant, name),
+        )
+        return changed == 1
+
+    async def delete_policy(self, tenant: str, name: str) -> bool:
+        return await self.execute("DELETE FROM policies WHERE tenant = ? AND name = ?", (tenant, name)) == 1
+
+    async def put_channel(self, channel: ChannelRecord) -> bool:
+        exists = await self.fetchone(
+            "SELECT 1 FROM channels WHERE tenant = ? AND name = ?", (channel.tenant, channel.name)
+        )
+        if exists:
+            return False
+        await self.execute(
+            "INSERT INTO channels (tenant, name, type, config, created_at) VALUES (?, ?, ?, ?, ?)",
+            (channel.tenant, channel.name, channel.type, dumps(channel.config), channel.created_at),
+        )
+        return True
+
+    async def delete_channel(self, tenant: str, name: str) -> bool:
+        return await self.execute("DELETE FROM channels WHERE tenant = ? AND name = ?", (tenant, name)) == 1

@@ -1,0 +1,105 @@
+"""Versioned schema migrations, shared by the engines.
+
+Each entry is applied once, in order, and the applied version is recorded in ``schema_version``. The SQL
+is the common subset of SQLite and PostgreSQL (REAL timestamps as epoch seconds, TEXT JSON), so one list
+serves both engines.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS tasks (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            context_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            owner_roles TEXT NOT NULL,
+            agent TEXT,
+            status TEXT NOT NULL,
+            artifacts TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS tasks_tenant_state ON tasks (tenant, state)",
+        """CREATE TABLE IF NOT EXISTS history (
+            task_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            message TEXT NOT NULL,
+            PRIMARY KEY (task_id, seq)
+        )""",
+        """CREATE TABLE IF NOT EXISTS approvals (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            policy TEXT,
+            tool TEXT,
+            action TEXT NOT NULL,
+            form TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            requester_roles TEXT NOT NULL,
+            session_id TEXT,
+            user_input TEXT NOT NULL,
+            channels TEXT NOT NULL,
+            token_hash TEXT,
+            fingerprint TEXT,
+            run_id TEXT,
+            second_pair INTEGER NOT NULL DEFAULT 0,
+            expires_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            resolved_at REAL,
+            resolved_by TEXT,
+            surface TEXT,
+            resolution TEXT,
+            reason TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (tenant, status, created_at)",
+        "CREATE INDEX IF NOT EXISTS approvals_task ON approvals (task_id, created_at)",
+        "CREATE INDEX IF NOT EXISTS approvals_expiry ON approvals (status, expires_at)",
+        """CREATE TABLE IF NOT EXISTS policies (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (tenant, name)
+        )""",
+        """CREATE TABLE IF NOT EXISTS channels (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            config TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (tenant, name)
+        )""",
+        """CREATE TABLE IF NOT EXISTS outbox (
+            id INTEGER PRIMARY KEY {autoincrement},
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            delivered_at REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_attempt_at)",
+        """CREATE TABLE IF NOT EXISTS audit (
+            seq INTEGER PRIMARY KEY {autoincrement},
+            at REAL NOT NULL,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
