@@ -87,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("AUTH", "jwt"),
         help="'none' takes unauthenticated calls (development only)",
     )
+    role = serve.add_mutually_exclusive_group()
+    role.add_argument(
+        "--mesh-only",
+        action="store_true",
+        default=env_flag("MESH_ONLY"),
+        help="run only the mesh (A2A) role over the store",
+    )
+    role.add_argument(
+        "--gateway-only",
+        action="store_true",
+        default=env_flag("GATEWAY_ONLY"),
+        help="run only the gateway (people and admin) role over the store",
+    )
     serve.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
 
     token = sub.add_parser("token", help="print a JWT that a server on the same AIRLOCK_HOME accepts")

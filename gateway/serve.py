@@ -68,8 +68,10 @@ async def serve(args: argparse.Namespace) -> None:
             log.warning(
                 "AUTH IS OFF (--auth none): anyone who can reach these ports can send and resolve. Development only."
             )
-        print(f"Airlock mesh    (A2A JSON-RPC): {mesh_url}/", flush=True)
-        print(f"Airlock gateway (approvals):    {gateway_url}/", flush=True)
+        if not args.gateway_only:
+            print(f"Airlock mesh    (A2A JSON-RPC): {mesh_url}/", flush=True)
+        if not args.mesh_only:
+            print(f"Airlock gateway (approvals):    {gateway_url}/", flush=True)
         if verifier is not None:
             print("Get a token:  airlock token --sub you --role approver --role admin", flush=True)
         stop = asyncio.Event()

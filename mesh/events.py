@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +26,11 @@ class EventBus:
     def __init__(self, queue_size: int = 1000) -> None:
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._queue_size = queue_size
+        self.relay: Callable[[Event], None] | None = None  # set when replicas share a store
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: Event, *, relay: bool = True) -> None:
+        if relay and self.relay is not None:
+            self.relay(event)
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)

@@ -100,6 +100,11 @@ async def handle_card(request: web.Request) -> web.Response:
     return _json(agent_card(mesh, request.app[PUBLIC_URL_KEY], auth=request.app[VERIFIER_KEY] is not None))
 
 
+async def handle_health(request: web.Request) -> web.Response:
+    ok = await request.app[MESH_KEY].store.ping()
+    return _json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+
 @web.middleware
 async def body_limit(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -120,4 +125,5 @@ def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str)
     app.router.add_post("/send", handle_rpc)
     app.router.add_get("/.well-known/agent-card.json", handle_card)
     app.router.add_get("/.well-known/agent.json", handle_card)
+    app.router.add_get("/healthz", handle_health)
     return app

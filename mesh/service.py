@@ -70,8 +70,10 @@ class Mesh(ResolvePath, PolicyAdmin):
             self._compiled[tenant] = compiled
         return compiled
 
-    def policies_changed(self, tenant: str) -> None:
+    def policies_changed(self, tenant: str, *, broadcast: bool = True) -> None:
         self._compiled.pop(tenant, None)
+        if broadcast:
+            self.events.publish(Event(kind="policies.changed", tenant=tenant, subject=""))
 
     # ---------------------------------------------------------------- A2A operations
 

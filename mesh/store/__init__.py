@@ -32,7 +32,7 @@ __all__ = [
 
 def make_store(url: str) -> Store:
     """A store for a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's
-    convention) or a bare file path."""
+    convention), a bare file path, or ``postgresql://user@host:port/db[?schema=NAME]``."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme in ("", "sqlite"):
         from .sqlite import SQLiteStore
@@ -41,4 +41,8 @@ def make_store(url: str) -> Store:
         if scheme and path.startswith("/"):
             path = path[1:]
         return SQLiteStore(Path(path))
-    raise ValueError(f"unsupported store URL scheme {scheme!r} (use sqlite:///path)")
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported store URL scheme {scheme!r} (use sqlite:///path or postgresql://…)")

@@ -1,0 +1,49 @@
+"""Keep replicas that share one PostgreSQL database in step.
+
+Every event this replica publishes is also NOTIFY'd; every replica LISTENs and republishes the others'
+events on its own bus, so a waiter on replica A sees a resolution made on replica B. A policy change
+made through any replica drops the compiled policies everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from mesh.events import Event
+from mesh.service import Mesh
+from mesh.store.postgres import PostgresStore
+
+log = logging.getLogger("airlock.replication")
+
+
+async def link_replicas(mesh: Mesh, store: PostgresStore) -> None:
+    origin = uuid.uuid4().hex
+    pending: set[asyncio.Task[None]] = set()
+
+    def relay(event: Event) -> None:
+        payload = {
+            "origin": origin,
+            "kind": event.kind,
+            "tenant": event.tenant,
+            "subject": event.subject,
+            "data": event.data,
+        }
+        task = asyncio.create_task(store.notify(payload))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    def receive(payload: dict[str, Any]) -> None:
+        if payload.get("origin") == origin:
+            return
+        event = Event(
+            kind=payload["kind"], tenant=payload["tenant"], subject=payload["subject"], data=payload.get("data") or {}
+        )
+        if event.kind == "policies.changed":
+            mesh.policies_changed(event.tenant, broadcast=False)
+        mesh.events.publish(event, relay=False)
+
+    mesh.events.relay = relay
+    await store.listen(receive)
