@@ -59,18 +59,22 @@ class StagingDbAgent(Agent):
             "tool TEXT NOT NULL, affected INTEGER NOT NULL, at REAL NOT NULL)"
         )
         await self._db.execute("CREATE TABLE IF NOT EXISTS seeded (done INTEGER NOT NULL)")
-        cur = await self._db.execute("SELECT COUNT(*) FROM seeded")
-        if (await cur.fetchone())[0] == 0:  # type: ignore[index]
-            now = time.time()
-            rows = [(f"rec-{i:03d}", f"expired record {i}", now - DAY * (i + 1)) for i in range(EXPIRED_AT_START)]
-            rows += [
-                (f"rec-{EXPIRED_AT_START + i:03d}", f"current record {i}", now + DAY * 365)
-                for i in range(CURRENT_AT_START)
-            ]
-            await self._db.execute("BEGIN IMMEDIATE")
-            await self._db.executemany("INSERT INTO records VALUES (?, ?, ?)", rows)
-            await self._db.execute("INSERT INTO seeded VALUES (1)")
+        await self._db.execute("BEGIN IMMEDIATE")  # replicas on one home may start together: seed once
+        try:
+            cur = await self._db.execute("SELECT COUNT(*) FROM seeded")
+            if (await cur.fetchone())[0] == 0:  # type: ignore[index]
+                now = time.time()
+                rows = [(f"rec-{i:03d}", f"expired record {i}", now - DAY * (i + 1)) for i in range(EXPIRED_AT_START)]
+                rows += [
+                    (f"rec-{EXPIRED_AT_START + i:03d}", f"current record {i}", now + DAY * 365)
+                    for i in range(CURRENT_AT_START)
+                ]
+                await self._db.executemany("INSERT INTO records VALUES (?, ?, ?)", rows)
+                await self._db.execute("INSERT INTO seeded VALUES (1)")
             await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
 
     async def stop(self) -> None:
         if self._db is not None:
@@ -124,6 +128,11 @@ class StagingDbAgent(Agent):
         assert self._db is not None
         await self._db.execute("BEGIN IMMEDIATE")
         try:
+            cur = await self._db.execute("SELECT affected FROM executions WHERE task_id = ?", (task_id,))
+            done = await cur.fetchone()
+            if done is not None:  # already ran for this task: running it again must change nothing
+                await self._db.execute("COMMIT")
+                return int(done[0])
             deleted = 0
             for start in range(0, len(items), 500):
                 chunk = items[start : start + 500]
