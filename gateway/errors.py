@@ -68,7 +68,10 @@ async def errors_middleware(
 
 
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not decode with
+        raise ApiError(400, "request body could not be read (bad encoding)") from None
     if not raw.strip():
         if allow_empty:
             return {}

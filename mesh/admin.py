@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from mesh.service import Mesh
 
 CHANNEL_TYPES = frozenset({"webhook"})
+# A hold's deadline must stay a representable date; ten years is far beyond any human wait.
+MAX_TIMEOUT_S = 10 * 365 * 86400
+
+
+def _check_timeout(policy: Policy) -> None:
+    if policy.timeout_s is not None and policy.timeout_s > MAX_TIMEOUT_S:
+        raise InvalidInput(f"timeout: must be at most {MAX_TIMEOUT_S} seconds (10 years)", field="timeout")
 
 
 def _check_form_fields(policy: Policy) -> None:
@@ -32,6 +39,7 @@ class PolicyAdmin:
             policy = parse_policy(body, tenant)
         except PolicyError as exc:
             raise InvalidInput(str(exc), field=exc.field) from None
+        _check_timeout(policy)
         _check_form_fields(policy)
         await self._check_channels(tenant, policy.channels)
         now = self.clock()
@@ -63,6 +71,7 @@ class PolicyAdmin:
             policy = apply_update(Policy.model_validate(current), fields)
         except PolicyError as exc:
             raise InvalidInput(str(exc), field=exc.field) from None
+        _check_timeout(policy)
         _check_form_fields(policy)
         await self._check_channels(tenant, policy.channels)
         now = self.clock()
@@ -104,13 +113,16 @@ class PolicyAdmin:
         name, kind, config = body.get("name"), body.get("type"), body.get("config", {})
         if not isinstance(name, str) or not name or len(name) > 100:
             raise InvalidInput("name is required (1 to 100 characters)", field="name")
-        if kind not in CHANNEL_TYPES:
+        if not isinstance(kind, str) or kind not in CHANNEL_TYPES:
             raise InvalidInput(f"type must be one of: {', '.join(sorted(CHANNEL_TYPES))}", field="type")
         if not isinstance(config, dict):
             raise InvalidInput("config must be an object", field="config")
         url = config.get("url")
-        parsed = urlparse(url) if isinstance(url, str) else None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        try:
+            parsed = urlparse(url) if isinstance(url, str) else None
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise InvalidInput("config.url must be an http(s) URL", field="config.url")
         unknown = sorted(set(body) - {"name", "type", "config"})
         if unknown:
@@ -130,6 +142,10 @@ class PolicyAdmin:
     async def delete_channel(self: Mesh, tenant: str, actor: str, name: Any) -> None:  # type: ignore[misc]
         if not isinstance(name, str) or not name:
             raise InvalidInput("name is required", field="name")
+        # A policy naming a missing channel could no longer be updated (its channels fail validation).
+        users = sorted(b["name"] for b in await self.store.list_policies(tenant) if name in b.get("channels", []))
+        if users:
+            raise Conflict(f"channel {name!r} is used by policy {users[0]!r}; remove it there first", field="name")
         now = self.clock()
         async with self.store.transaction() as tx:
             found = await tx.delete_channel(tenant, name)

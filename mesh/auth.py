@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 
 ROLES = frozenset({"agent", "approver", "admin"})
+REQUIRED_CLAIMS = ("sub", "tenant", "roles", "iat", "exp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class TokenVerifier:
         return cls(public_key=path.read_text(), **kw)
 
     def verify(self, token: str) -> Principal:
-        options = {"require": ["sub", "exp", "iat"], "verify_aud": self._audience is not None}
+        options = {"require": list(REQUIRED_CLAIMS), "verify_aud": self._audience is not None}
         try:
             claims = jwt.decode(
                 token,
@@ -76,7 +77,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from None
-        sub, tenant, roles = claims.get("sub"), claims.get("tenant", "default"), claims.get("roles", [])
+        sub, tenant, roles = claims["sub"], claims["tenant"], claims["roles"]
         if not isinstance(sub, str) or not sub:
             raise AuthError("invalid token: sub must be a non-empty string")
         if not isinstance(tenant, str) or not tenant:

@@ -91,6 +91,8 @@ class ResolvePath:
     async def resolve(self: Mesh, req: ResolveRequest) -> Outcome:  # type: ignore[misc]
         approval = await find_approval(self, req.ref)
         if approval is None:
+            if req.principal is None:  # a bare token learns nothing about which ids exist
+                raise Unauthorized("the callback token is not valid for this approval")
             raise NotFound(f"no pending message {req.ref}")
         resolver = _authorize(approval, req)
         now = self.clock()

@@ -65,6 +65,25 @@ METHODS: dict[str, Handler] = {
     "tasks/cancel": on_cancel_task,
 }
 
+# A2A methods this server knows but does not offer (the card says so): the spec's own error, not -32601.
+PUSH_METHODS = frozenset(
+    {
+        "tasks/pushNotificationConfig/set",
+        "tasks/pushNotificationConfig/get",
+        "tasks/pushNotificationConfig/list",
+        "tasks/pushNotificationConfig/delete",
+    }
+)
+STREAM_METHODS = frozenset({"message/stream", "tasks/resubscribe"})
+
+
+def _unsupported(method: str) -> rpc.RpcError | None:
+    if method in PUSH_METHODS:
+        return rpc.RpcError(rpc.PUSH_NOT_SUPPORTED, "Push Notification is not supported")
+    if method in STREAM_METHODS:
+        return rpc.RpcError(rpc.UNSUPPORTED_OPERATION, f"This operation is not supported: {method} (no streaming)")
+    return None
+
 
 async def handle_rpc(request: web.Request) -> web.Response:
     raw = await request.read()
@@ -85,7 +104,7 @@ async def handle_rpc(request: web.Request) -> web.Response:
         request_id, method, params = rpc.parse_envelope(body)
         handler = METHODS.get(method)
         if handler is None:
-            raise rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
+            raise _unsupported(method) or rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
         result = await handler(request.app[MESH_KEY], principal, params)
     except rpc.RpcError as exc:
         return _json(rpc.error_response(request_id, exc))

@@ -16,7 +16,7 @@ from typing import Any
 
 from a2ui import approval_form, form_part
 from mesh import jsonrpc as rpc
-from mesh.admin import PolicyAdmin
+from mesh.admin import MAX_TIMEOUT_S, PolicyAdmin
 from mesh.agents.base import Agent, AgentRegistry, Execution, Reply, TurnContext
 from mesh.auth import Principal
 from mesh.events import Event, EventBus
@@ -126,11 +126,13 @@ class Mesh(ResolvePath, PolicyAdmin):
             raise rpc.task_not_found(task_id)
         if task.state in TERMINAL_STATES:
             raise rpc.RpcError(rpc.TASK_NOT_CANCELABLE, f"Task {task_id} is {task.state} and cannot be canceled")
+        if task.state == TaskState.WORKING:
+            raise rpc.RpcError(rpc.TASK_NOT_CANCELABLE, f"Task {task_id} is running an approved action")
         now = self.clock()
         approval = await self.store.latest_approval(task.id)
         async with self.store.transaction() as tx:
             if approval is not None and approval.status == PENDING:
-                await tx.decide_approval(
+                won = await tx.decide_approval(
                     approval.id,
                     status="canceled",
                     now=now,
@@ -140,8 +142,12 @@ class Mesh(ResolvePath, PolicyAdmin):
                     reason="task canceled",
                     require_unexpired=False,
                 )
+                if not won:
+                    raise rpc.RpcError(rpc.TASK_NOT_CANCELABLE, f"Task {task_id} was resolved first")
+            was = task.state
             msg = set_state(task, TaskState.CANCELED, text_parts("Task canceled."), now)
-            await tx.update_task(task)
+            if not await tx.update_task(task, expect_state=was):
+                raise rpc.RpcError(rpc.TASK_NOT_CANCELABLE, f"Task {task_id} changed while canceling; try again")
             await tx.append_history(task.id, [msg] if msg else [])
             await tx.audit(
                 tenant=task.tenant, kind="task.canceled", actor=principal.sub, subject=task.id, detail={}, now=now
@@ -195,7 +201,11 @@ class Mesh(ResolvePath, PolicyAdmin):
             )
             task.agent = GUARD
         else:
-            plan = await agent.plan(message, ctx)
+            tool_call(message)  # a malformed tool call is the caller's error, whoever it goes to
+            try:
+                plan = await agent.plan(message, ctx)
+            except ValueError as exc:
+                raise rpc.RpcError(rpc.INVALID_PARAMS, f"Invalid params: {agent.name}: {exc}") from None
             task.agent = agent.name
             reply = plan.reply
             action = plan.action or Action(
@@ -290,7 +300,8 @@ class Mesh(ResolvePath, PolicyAdmin):
         assert policy is not None
         form = approval_form(action.tool, list(decision.form_fields))
         approval_id = new_id()
-        timeout = decision.timeout_s or self.config.approval_timeout_s
+        # a deadline must stay a representable date; ten years is far beyond any human wait
+        timeout = min(decision.timeout_s or self.config.approval_timeout_s, MAX_TIMEOUT_S)
         token = callback_token(self.config.callback_key, approval_id)
         approval = ApprovalRecord(
             id=approval_id,

@@ -149,7 +149,8 @@ class Tx(ABC):
     async def insert_task(self, task: TaskRecord) -> None: ...
 
     @abstractmethod
-    async def update_task(self, task: TaskRecord) -> None: ...
+    async def update_task(self, task: TaskRecord, *, expect_state: str | None = None) -> bool:
+        """Write the task; with ``expect_state``, only if it is still in that state (True when written)."""
 
     @abstractmethod
     async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None: ...

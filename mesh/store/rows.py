@@ -140,20 +140,24 @@ class SqlTx(Tx):
             ),
         )
 
-    async def update_task(self, task: TaskRecord) -> None:
-        await self.execute(
+    async def update_task(self, task: TaskRecord, *, expect_state: str | None = None) -> bool:
+        sql = (
             "UPDATE tasks SET state = ?, agent = ?, status = ?, artifacts = ?, metadata = ?, updated_at = ? "
-            "WHERE id = ?",
-            (
-                task.state,
-                task.agent,
-                dumps(task.status),
-                dumps(task.artifacts),
-                dumps(task.metadata),
-                task.updated_at,
-                task.id,
-            ),
+            "WHERE id = ?"
         )
+        args: list[Any] = [
+            task.state,
+            task.agent,
+            dumps(task.status),
+            dumps(task.artifacts),
+            dumps(task.metadata),
+            task.updated_at,
+            task.id,
+        ]
+        if expect_state is not None:
+            sql += " AND state = ?"
+            args.append(expect_state)
+        return await self.execute(sql, args) == 1
 
     async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None:
         row = await self.fetchone("SELECT COALESCE(MAX(seq), 0) FROM history WHERE task_id = ?", (task_id,))

@@ -1,0 +1,366 @@
+"""The SQLite store on a real file: schema version, durability across reopen, first-writer-wins, rollback,
+history order, the audit chain, and a restart of the whole service on the same home."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mesh.store import PENDING, ApprovalRecord, TaskRecord
+from mesh.store.base import audit_hash
+from mesh.store.rows import GENESIS
+from mesh.store.schema import SCHEMA_VERSION
+from mesh.store.sqlite import SQLiteStore
+from tests.conftest import GUIDE_TEXT, bearer, guide_message, start_airlock
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "store.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+def task(task_id: str = "t1", tenant: str = "default", now: float = 1000.0) -> TaskRecord:
+    return TaskRecord(
+        id=task_id,
+        tenant=tenant,
+        context_id="ctx-1",
+        state="input-required",
+        owner="alice",
+        owner_roles=["agent"],
+        agent="staging-db",
+        status={"state": "input-required", "timestamp": "2026-01-01T00:00:00.000Z"},
+        artifacts=[{"artifactId": "a1", "parts": [{"kind": "text", "text": "x"}]}],
+        metadata={"airlock": {"approvalId": "ap1"}},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def approval(approval_id: str = "ap1", task_id: str = "t1", *, expires_at: float = 10**10) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=approval_id,
+        task_id=task_id,
+        tenant="default",
+        kind="approval",
+        status=PENDING,
+        policy="bulk_ops_approval",
+        tool="bulk_delete_expired",
+        action={"agent": "staging-db", "tool": "bulk_delete_expired", "arguments": {"items": ["a", "b"]}},
+        form={"type": "Form", "props": {"title": "Approval Required", "fields": []}},
+        requested_by="alice",
+        requester_roles=["agent"],
+        session_id="ctx-1",
+        user_input=GUIDE_TEXT,
+        channels=["slack-ops"],
+        token_hash="abc123",
+        fingerprint="fp-1",
+        expires_at=expires_at,
+        created_at=1000.0,
+        updated_at=1000.0,
+        second_pair=True,
+        run_id="run-9",
+    )
+
+
+async def hold(store: SQLiteStore, approval_id: str = "ap1", task_id: str = "t1", **kw: float) -> ApprovalRecord:
+    record = approval(approval_id, task_id, **kw)
+    async with store.transaction() as tx:
+        await tx.insert_task(task(task_id))
+        await tx.insert_approval(record)
+    return record
+
+
+async def decide(store: SQLiteStore, approval_id: str, now: float, *, require_unexpired: bool = True) -> bool:
+    async with store.transaction() as tx:
+        return await tx.decide_approval(
+            approval_id,
+            status="approved",
+            now=now,
+            resolved_by="carol",
+            surface="api",
+            values={"decision": "approve"},
+            require_unexpired=require_unexpired,
+        )
+
+
+# --- schema ------------------------------------------------------------------------------------------------
+
+
+async def test_schema_version_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    for _ in range(2):
+        s = SQLiteStore(path)
+        await s.open()
+        await s.close()
+    with sqlite3.connect(path) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert mode.lower() == "wal"
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    s = SQLiteStore(path)
+    await s.open()
+    await s.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    newer = SQLiteStore(path)
+    with pytest.raises(RuntimeError, match="newer"):
+        await newer.open()
+    await newer.close()
+
+
+async def test_ping(store: SQLiteStore) -> None:
+    assert await store.ping()
+
+
+# --- durability --------------------------------------------------------------------------------------------
+
+
+async def test_pending_approval_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    s = SQLiteStore(path)
+    await s.open()
+    written = await hold(s)
+    await s.close()
+
+    again = SQLiteStore(path)
+    await again.open()
+    try:
+        loaded = await again.get_approval("ap1")
+        assert loaded == written
+        assert loaded is not None and loaded.pending
+        assert await again.latest_approval("t1") == written
+        rows, total = await again.list_pending("default", session_id=None, now=2000.0, limit=10, offset=0)
+        assert total == 1 and rows == [written]
+        assert await again.get_task("default", "t1") == task()
+        assert await again.get_task("other", "t1") is None
+    finally:
+        await again.close()
+
+
+async def test_list_pending_filters(store: SQLiteStore) -> None:
+    await hold(store, "ap1", "t1")
+    await hold(store, "ap2", "t2", expires_at=1500.0)
+    rows, total = await store.list_pending("default", session_id=None, now=2000.0, limit=10, offset=0)
+    assert [r.id for r in rows] == ["ap1"] and total == 1
+    rows, total = await store.list_pending("default", session_id="other", now=0.0, limit=10, offset=0)
+    assert rows == [] and total == 0
+    rows, total = await store.list_pending("other", session_id=None, now=0.0, limit=10, offset=0)
+    assert rows == [] and total == 0
+    rows, total = await store.list_pending("default", session_id="ctx-1", now=0.0, limit=1, offset=1)
+    assert total == 2 and len(rows) == 1
+    assert [r.id for r in await store.due_expiries(2000.0)] == ["ap2"]
+
+
+# --- first writer wins -------------------------------------------------------------------------------------
+
+
+async def test_decide_once_then_false(store: SQLiteStore) -> None:
+    await hold(store)
+    assert await decide(store, "ap1", 2000.0) is True
+    assert await decide(store, "ap1", 2001.0) is False
+    assert await decide(store, "ap1", 2002.0, require_unexpired=False) is False
+    loaded = await store.get_approval("ap1")
+    assert loaded is not None
+    assert loaded.status == "approved"
+    assert loaded.resolved_by == "carol" and loaded.resolved_at == 2000.0 and loaded.surface == "api"
+    assert loaded.values == {"decision": "approve"}
+
+
+async def test_decide_unknown_approval_is_false(store: SQLiteStore) -> None:
+    assert await decide(store, "nope", 1.0) is False
+
+
+async def test_expired_approval_cannot_be_decided(store: SQLiteStore) -> None:
+    await hold(store, expires_at=1500.0)
+    assert await decide(store, "ap1", 1500.0) is False
+    assert await decide(store, "ap1", 1600.0) is False
+    assert (await store.get_approval("ap1")).status == PENDING  # type: ignore[union-attr]
+    assert await decide(store, "ap1", 1499.0) is True
+
+
+async def test_expired_approval_can_be_ended_without_the_time_check(store: SQLiteStore) -> None:
+    await hold(store, expires_at=1500.0)
+    assert await decide(store, "ap1", 1600.0, require_unexpired=False) is True
+
+
+# --- transactions ------------------------------------------------------------------------------------------
+
+
+async def test_rollback_on_exception_leaves_nothing(store: SQLiteStore) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.insert_task(task())
+            await tx.insert_approval(approval())
+            await tx.append_history("t1", [{"kind": "message", "n": 1}])
+            await tx.audit(tenant="default", kind="x", actor="a", subject="t1", detail={}, now=1.0)
+            await tx.enqueue("notify", {"a": 1}, not_before=0.0)
+            raise RuntimeError("boom")
+    assert await store.get_task("default", "t1") is None
+    assert await store.get_approval("ap1") is None
+    assert await store.get_history("t1") == []
+    assert await store.audit_entries() == []
+    assert await store.claim_outbox(10**10) == []
+    async with store.transaction() as tx:
+        await tx.insert_task(task())
+    assert await store.get_task("default", "t1") is not None
+
+
+async def test_failed_statement_rolls_back_the_whole_unit(store: SQLiteStore) -> None:
+    await hold(store)
+    with pytest.raises(sqlite3.IntegrityError):
+        async with store.transaction() as tx:
+            await tx.insert_task(task("t2"))
+            await tx.insert_approval(approval("ap1", "t2"))
+    assert await store.get_task("default", "t2") is None
+
+
+async def test_update_task(store: SQLiteStore) -> None:
+    await hold(store)
+    record = task()
+    record.state = "completed"
+    record.status = {"state": "completed", "timestamp": "2026-01-01T00:00:01.000Z"}
+    record.artifacts = []
+    record.metadata = {}
+    record.agent = "guard"
+    record.updated_at = 2000.0
+    async with store.transaction() as tx:
+        await tx.update_task(record)
+    assert await store.get_task("default", "t1") == record
+
+
+# --- history -----------------------------------------------------------------------------------------------
+
+
+async def test_history_order_and_last(store: SQLiteStore) -> None:
+    messages = [{"kind": "message", "n": i} for i in range(7)]
+    async with store.transaction() as tx:
+        await tx.append_history("t1", messages[:3])
+    async with store.transaction() as tx:
+        await tx.append_history("t1", messages[3:5])
+        await tx.append_history("t2", [{"other": True}])
+    async with store.transaction() as tx:
+        await tx.append_history("t1", messages[5:])
+    assert await store.get_history("t1") == messages
+    assert await store.get_history("t1", last=1) == messages[-1:]
+    assert await store.get_history("t1", last=3) == messages[-3:]
+    assert await store.get_history("t1", last=100) == messages
+    assert await store.get_history("t1", last=0) == []
+    assert await store.get_history("t2") == [{"other": True}]
+    assert await store.get_history("none") == []
+
+
+# --- audit chain -------------------------------------------------------------------------------------------
+
+
+async def test_audit_chain(store: SQLiteStore) -> None:
+    for i in range(5):
+        async with store.transaction() as tx:
+            await tx.audit(
+                tenant="default", kind=f"k{i}", actor="alice", subject=f"s{i}", detail={"i": i}, now=1000.0 + i
+            )
+    entries = [e async for e in store.iter_audit(batch=2)]
+    assert [e.kind for e in entries] == [f"k{i}" for i in range(5)]
+    assert entries[0].prev_hash == GENESIS
+    for before, after in itertools.pairwise(entries):
+        assert after.prev_hash == before.hash
+        assert after.seq > before.seq
+    for e in entries:
+        assert e.hash == audit_hash(e.prev_hash, e.at, e.tenant, e.kind, e.actor, e.subject, e.detail)
+    assert len({e.hash for e in entries}) == 5
+    assert [e.seq for e in await store.audit_entries(after=entries[2].seq)] == [e.seq for e in entries[3:]]
+
+
+async def test_audit_chain_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    for round_ in range(2):
+        s = SQLiteStore(path)
+        await s.open()
+        async with s.transaction() as tx:
+            await tx.audit(tenant="t", kind="k", actor="a", subject=str(round_), detail={}, now=time.time())
+        await s.close()
+    s = SQLiteStore(path)
+    await s.open()
+    try:
+        entries = await s.audit_entries()
+    finally:
+        await s.close()
+    assert len(entries) == 2
+    assert entries[1].prev_hash == entries[0].hash
+
+
+# --- outbox ------------------------------------------------------------------------------------------------
+
+
+async def test_outbox_claim_lease_and_finish(store: SQLiteStore) -> None:
+    async with store.transaction() as tx:
+        await tx.enqueue("notify", {"n": 1}, not_before=100.0)
+        await tx.enqueue("notify", {"n": 2}, not_before=500.0)
+    rows = await store.claim_outbox(200.0)
+    assert [r.payload for r in rows] == [{"n": 1}]
+    assert await store.claim_outbox(201.0) == []  # leased
+    await store.finish_outbox(rows[0].id, ok=False, now=202.0, error="down", retry_at=300.0)
+    again = await store.claim_outbox(300.0)
+    assert [(r.payload, r.attempts) for r in again] == [({"n": 1}, 1)]
+    await store.finish_outbox(again[0].id, ok=True, now=301.0)
+    assert [r.payload for r in await store.claim_outbox(10**6)] == [{"n": 2}]
+
+
+# --- policies and channels ---------------------------------------------------------------------------------
+
+
+async def test_policy_put_and_delete(store: SQLiteStore) -> None:
+    async with store.transaction() as tx:
+        assert await tx.put_policy("default", "p", {"v": 1}, 1.0, create=True) is True
+        assert await tx.put_policy("default", "p", {"v": 2}, 1.0, create=True) is False
+        assert await tx.put_policy("default", "q", {"v": 1}, 1.0, create=False) is False
+        assert await tx.put_policy("default", "p", {"v": 3}, 2.0, create=False) is True
+    assert await store.get_policy("default", "p") == {"v": 3}
+    assert await store.list_policies("default") == [{"v": 3}]
+    assert await store.list_policies("other") == []
+    async with store.transaction() as tx:
+        assert await tx.delete_policy("default", "p") is True
+        assert await tx.delete_policy("default", "p") is False
+    assert await store.get_policy("default", "p") is None
+
+
+# --- a restart of the whole service ------------------------------------------------------------------------
+
+
+async def test_hold_survives_restart_and_resolves_there(tmp_path: Path) -> None:
+    async with start_airlock(tmp_path) as first:
+        await first.add_policy()
+        held = await first.hold()
+        assert await first.executions() == 0
+
+    async with start_airlock(tmp_path) as second:
+        resp = await second.gateway.post("/messages/pending", json={"tenant_id": "default"}, headers=bearer())
+        listing = await resp.json()
+        assert [m["message_id"] for m in listing["messages"]] == [held["id"]]
+        assert listing["messages"][0]["user_input"] == GUIDE_TEXT
+        got = await second.rpc({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": held["id"]}})
+        assert got["result"]["status"]["state"] == "input-required"
+        resp = await second.resolve(held["id"], {"decision": "approve"})
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["new_state"] == "completed"
+        assert await second.executions() == 1
+        again = await second.resolve(held["id"], {"decision": "approve"})
+        assert again.status == 409
+
+    async with start_airlock(tmp_path) as third:
+        got = await third.rpc({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": held["id"]}})
+        assert got["result"]["status"]["state"] == "completed"
+        assert await third.executions() == 1
+        follow = await third.rpc(guide_message("more", taskId=held["id"]))
+        assert follow["error"]["code"] == -32004
