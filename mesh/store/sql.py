@@ -32,7 +32,7 @@ class SqlStore(Store):
         else:
             rows = await self._all(
                 "SELECT message FROM (SELECT seq, message FROM history WHERE task_id = ? "
-                "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                "ORDER BY seq DESC LIMIT ?) AS recent ORDER BY seq",
                 (task_id, last),
             )
         return [loads(r[0]) for r in rows]

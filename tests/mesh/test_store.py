@@ -1,27 +1,44 @@
-"""The SQLite store on a real file: schema version, durability across reopen, first-writer-wins, rollback,
-history order, the audit chain, and a restart of the whole service on the same home."""
+"""The store suite, run against every engine (SQLite on a real file, PostgreSQL in a schema of its own):
+schema version, durability across reopen, first-writer-wins, rollback, history order, the audit chain,
+and a restart of the whole service on the same home."""
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import asyncpg
 import pytest
 
-from mesh.store import PENDING, ApprovalRecord, TaskRecord
+from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord
 from mesh.store.base import audit_hash
+from mesh.store.postgres import PostgresStore
 from mesh.store.rows import GENESIS
 from mesh.store.schema import SCHEMA_VERSION
 from mesh.store.sqlite import SQLiteStore
 from tests.conftest import GUIDE_TEXT, bearer, guide_message, start_airlock
+from tests.pg import drop, fresh_schema_url
+
+Factory = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
+    """Makes store objects over one location, so a test can close one and open another on the same data."""
+    if request.param == "sqlite":
+        yield lambda: SQLiteStore(tmp_path / "store.db")
+        return
+    url = await fresh_schema_url()
+    yield lambda: PostgresStore(url)
+    await drop(url)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "store.db")
+async def store(new_store: Factory) -> AsyncIterator[Store]:
+    s = new_store()
     await s.open()
     yield s
     await s.close()
@@ -70,7 +87,7 @@ def approval(approval_id: str = "ap1", task_id: str = "t1", *, expires_at: float
     )
 
 
-async def hold(store: SQLiteStore, approval_id: str = "ap1", task_id: str = "t1", **kw: float) -> ApprovalRecord:
+async def hold(store: Store, approval_id: str = "ap1", task_id: str = "t1", **kw: float) -> ApprovalRecord:
     record = approval(approval_id, task_id, **kw)
     async with store.transaction() as tx:
         await tx.insert_task(task(task_id))
@@ -78,7 +95,7 @@ async def hold(store: SQLiteStore, approval_id: str = "ap1", task_id: str = "t1"
     return record
 
 
-async def decide(store: SQLiteStore, approval_id: str, now: float, *, require_unexpired: bool = True) -> bool:
+async def decide(store: Store, approval_id: str, now: float, *, require_unexpired: bool = True) -> bool:
     async with store.transaction() as tx:
         return await tx.decide_approval(
             approval_id,
@@ -94,47 +111,54 @@ async def decide(store: SQLiteStore, approval_id: str, now: float, *, require_un
 # --- schema ------------------------------------------------------------------------------------------------
 
 
-async def test_schema_version_recorded(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    for _ in range(2):
-        s = SQLiteStore(path)
+async def test_schema_version_recorded(new_store: Factory) -> None:
+    for _ in range(2):  # opening again applies nothing twice
+        s = new_store()
         await s.open()
         await s.close()
-    with sqlite3.connect(path) as conn:
-        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    s = new_store()
+    await s.open()
+    try:
+        versions = [r[0] for r in await s._all("SELECT version FROM schema_version ORDER BY version")]  # type: ignore[attr-defined]
+    finally:
+        await s.close()
     assert versions == list(range(1, SCHEMA_VERSION + 1))
-    assert mode.lower() == "wal"
 
 
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    s = SQLiteStore(path)
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "s.db")
     await s.open()
     await s.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
-    newer = SQLiteStore(path)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+
+
+async def test_newer_schema_is_refused(new_store: Factory) -> None:
+    s = new_store()
+    await s.open()
+    async with s.transaction() as tx:
+        await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))  # type: ignore[attr-defined]
+    await s.close()
+    newer = new_store()
     with pytest.raises(RuntimeError, match="newer"):
         await newer.open()
     await newer.close()
 
 
-async def test_ping(store: SQLiteStore) -> None:
+async def test_ping(store: Store) -> None:
     assert await store.ping()
 
 
 # --- durability --------------------------------------------------------------------------------------------
 
 
-async def test_pending_approval_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    s = SQLiteStore(path)
+async def test_pending_approval_survives_reopen(new_store: Factory) -> None:
+    s = new_store()
     await s.open()
     written = await hold(s)
     await s.close()
 
-    again = SQLiteStore(path)
+    again = new_store()
     await again.open()
     try:
         loaded = await again.get_approval("ap1")
@@ -149,7 +173,7 @@ async def test_pending_approval_survives_reopen(tmp_path: Path) -> None:
         await again.close()
 
 
-async def test_list_pending_filters(store: SQLiteStore) -> None:
+async def test_list_pending_filters(store: Store) -> None:
     await hold(store, "ap1", "t1")
     await hold(store, "ap2", "t2", expires_at=1500.0)
     rows, total = await store.list_pending("default", session_id=None, now=2000.0, limit=10, offset=0)
@@ -166,7 +190,7 @@ async def test_list_pending_filters(store: SQLiteStore) -> None:
 # --- first writer wins -------------------------------------------------------------------------------------
 
 
-async def test_decide_once_then_false(store: SQLiteStore) -> None:
+async def test_decide_once_then_false(store: Store) -> None:
     await hold(store)
     assert await decide(store, "ap1", 2000.0) is True
     assert await decide(store, "ap1", 2001.0) is False
@@ -178,11 +202,11 @@ async def test_decide_once_then_false(store: SQLiteStore) -> None:
     assert loaded.values == {"decision": "approve"}
 
 
-async def test_decide_unknown_approval_is_false(store: SQLiteStore) -> None:
+async def test_decide_unknown_approval_is_false(store: Store) -> None:
     assert await decide(store, "nope", 1.0) is False
 
 
-async def test_expired_approval_cannot_be_decided(store: SQLiteStore) -> None:
+async def test_expired_approval_cannot_be_decided(store: Store) -> None:
     await hold(store, expires_at=1500.0)
     assert await decide(store, "ap1", 1500.0) is False
     assert await decide(store, "ap1", 1600.0) is False
@@ -190,7 +214,7 @@ async def test_expired_approval_cannot_be_decided(store: SQLiteStore) -> None:
     assert await decide(store, "ap1", 1499.0) is True
 
 
-async def test_expired_approval_can_be_ended_without_the_time_check(store: SQLiteStore) -> None:
+async def test_expired_approval_can_be_ended_without_the_time_check(store: Store) -> None:
     await hold(store, expires_at=1500.0)
     assert await decide(store, "ap1", 1600.0, require_unexpired=False) is True
 
@@ -198,7 +222,7 @@ async def test_expired_approval_can_be_ended_without_the_time_check(store: SQLit
 # --- transactions ------------------------------------------------------------------------------------------
 
 
-async def test_rollback_on_exception_leaves_nothing(store: SQLiteStore) -> None:
+async def test_rollback_on_exception_leaves_nothing(store: Store) -> None:
     with pytest.raises(RuntimeError):
         async with store.transaction() as tx:
             await tx.insert_task(task())
@@ -217,16 +241,16 @@ async def test_rollback_on_exception_leaves_nothing(store: SQLiteStore) -> None:
     assert await store.get_task("default", "t1") is not None
 
 
-async def test_failed_statement_rolls_back_the_whole_unit(store: SQLiteStore) -> None:
+async def test_failed_statement_rolls_back_the_whole_unit(store: Store) -> None:
     await hold(store)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         async with store.transaction() as tx:
             await tx.insert_task(task("t2"))
             await tx.insert_approval(approval("ap1", "t2"))
     assert await store.get_task("default", "t2") is None
 
 
-async def test_update_task(store: SQLiteStore) -> None:
+async def test_update_task(store: Store) -> None:
     await hold(store)
     record = task()
     record.state = "completed"
@@ -243,7 +267,7 @@ async def test_update_task(store: SQLiteStore) -> None:
 # --- history -----------------------------------------------------------------------------------------------
 
 
-async def test_history_order_and_last(store: SQLiteStore) -> None:
+async def test_history_order_and_last(store: Store) -> None:
     messages = [{"kind": "message", "n": i} for i in range(7)]
     async with store.transaction() as tx:
         await tx.append_history("t1", messages[:3])
@@ -264,7 +288,7 @@ async def test_history_order_and_last(store: SQLiteStore) -> None:
 # --- audit chain -------------------------------------------------------------------------------------------
 
 
-async def test_audit_chain(store: SQLiteStore) -> None:
+async def test_audit_chain(store: Store) -> None:
     for i in range(5):
         async with store.transaction() as tx:
             await tx.audit(
@@ -282,15 +306,14 @@ async def test_audit_chain(store: SQLiteStore) -> None:
     assert [e.seq for e in await store.audit_entries(after=entries[2].seq)] == [e.seq for e in entries[3:]]
 
 
-async def test_audit_chain_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+async def test_audit_chain_survives_reopen(new_store: Factory) -> None:
     for round_ in range(2):
-        s = SQLiteStore(path)
+        s = new_store()
         await s.open()
         async with s.transaction() as tx:
             await tx.audit(tenant="t", kind="k", actor="a", subject=str(round_), detail={}, now=time.time())
         await s.close()
-    s = SQLiteStore(path)
+    s = new_store()
     await s.open()
     try:
         entries = await s.audit_entries()
@@ -303,7 +326,7 @@ async def test_audit_chain_survives_reopen(tmp_path: Path) -> None:
 # --- outbox ------------------------------------------------------------------------------------------------
 
 
-async def test_outbox_claim_lease_and_finish(store: SQLiteStore) -> None:
+async def test_outbox_claim_lease_and_finish(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.enqueue("notify", {"n": 1}, not_before=100.0)
         await tx.enqueue("notify", {"n": 2}, not_before=500.0)
@@ -320,7 +343,7 @@ async def test_outbox_claim_lease_and_finish(store: SQLiteStore) -> None:
 # --- policies and channels ---------------------------------------------------------------------------------
 
 
-async def test_policy_put_and_delete(store: SQLiteStore) -> None:
+async def test_policy_put_and_delete(store: Store) -> None:
     async with store.transaction() as tx:
         assert await tx.put_policy("default", "p", {"v": 1}, 1.0, create=True) is True
         assert await tx.put_policy("default", "p", {"v": 2}, 1.0, create=True) is False
