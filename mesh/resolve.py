@@ -18,7 +18,7 @@ from mesh.auth import Principal
 from mesh.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
 from mesh.models import TaskState, new_id, utc_now
 from mesh.store import PENDING, ApprovalRecord, TaskRecord
-from mesh.taskstate import set_state, text_parts
+from mesh.taskstate import allow_parts, set_state, text_parts
 from mesh.tokens import token_matches
 
 if TYPE_CHECKING:
@@ -120,22 +120,8 @@ class ResolvePath:
                 {"reason": "denied", "policy": approval.policy},
             )
         elif guard:
-            status_msg = set_state(
-                task,
-                TaskState.COMPLETED,
-                [
-                    {
-                        "kind": "data",
-                        "data": {
-                            "decision": "allow",
-                            "tool": approval.tool,
-                            "approvedBy": resolver,
-                            "values": stored_values,
-                        },
-                    }
-                ],
-                now,
-            )
+            parts = allow_parts(approval.tool, policy=approval.policy, approvedBy=resolver, values=stored_values)
+            status_msg = set_state(task, TaskState.COMPLETED, parts, now)
         else:
             status_msg = set_state(task, TaskState.WORKING, text_parts(f"Approved by {resolver}; running."), now)
         answer = _resolution_message(task, stored_values, approval, req.surface)

@@ -24,7 +24,7 @@ from mesh.models import TERMINAL_STATES, Message, MessageSendParams, TaskState, 
 from mesh.policy import Action, CompiledPolicies, Decision, Enforcement, Policy, compile_policies
 from mesh.resolve import ResolvePath
 from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord, Tx, iso
-from mesh.taskstate import set_state, text_parts
+from mesh.taskstate import allow_parts, set_state, text_parts
 from mesh.tokens import callback_token, token_hash
 
 log = logging.getLogger("airlock.mesh")
@@ -228,21 +228,8 @@ class Mesh(ResolvePath, PolicyAdmin):
                 task, TaskState.REJECTED, text_parts(text), now, {"reason": "blocked", "policy": name}
             )
         elif agent is None:
-            status_msg = set_state(
-                task,
-                TaskState.COMPLETED,
-                [
-                    {
-                        "kind": "data",
-                        "data": {
-                            "decision": "allow",
-                            "tool": action.tool,
-                            "policy": decision.policy.name if decision.policy else None,
-                        },
-                    }
-                ],
-                now,
-            )
+            policy_name = decision.policy.name if decision.policy else None
+            status_msg = set_state(task, TaskState.COMPLETED, allow_parts(action.tool, policy=policy_name), now)
         else:
             if reply is None:
                 reply = await self._execute(agent, Execution(action=action), ctx)

@@ -47,3 +47,8 @@ def set_state(
 
 def text_parts(text: str) -> list[dict[str, Any]]:
     return [{"kind": "text", "text": text}]
+
+
+def allow_parts(tool: str | None, **extra: Any) -> list[dict[str, Any]]:
+    """A guard's answer when its tool call may go ahead (allowed, or approved by a person)."""
+    return [{"kind": "data", "data": {"decision": "allow", "tool": tool, **extra}}]

@@ -107,13 +107,6 @@ class Airlock:
 
 
 @pytest.fixture
-def clock() -> Callable[[], float]:
-    import time
-
-    return time.time
-
-
-@pytest.fixture
 async def airlock(tmp_path: Path) -> AsyncIterator[Airlock]:
     async with start_airlock(tmp_path) as instance:
         yield instance
