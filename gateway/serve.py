@@ -53,6 +53,9 @@ async def serve(args: argparse.Namespace) -> None:
     await store.open()
     await agents.start()
     mesh = Mesh(store, config, agents)
+    recovered = await mesh.recover()
+    if recovered:
+        log.info("finished %d approved action(s) interrupted by the last stop", recovered)
     runners: list[web.AppRunner] = []
     sweeper = asyncio.create_task(run_sweeper(mesh))
     try:

@@ -166,7 +166,10 @@ class ResolvePath:
             reply = Reply(state=TaskState.FAILED, parts=text_parts(f"agent {task.agent!r} is not registered"))
         else:
             execution = Execution(
-                action=action_from_dict(approval.action), values=values, sensitive=sensitive_fields(approval.form)
+                action=action_from_dict(approval.action),
+                values=values,
+                sensitive=sensitive_fields(approval.form),
+                key=approval.id,
             )
             reply = await self._execute(agent, execution, ctx)
         now = self.clock()
@@ -176,6 +179,33 @@ class ResolvePath:
             await tx.update_task(task)
             await tx.append_history(task.id, [status_msg] if status_msg else [])
         self._publish("task.updated", task)
+
+    async def recover(self: Mesh) -> int:  # type: ignore[misc]
+        """Run approved actions a stopped server never finished (approved, task still ``working``).
+
+        Called at start. Sensitive values are never stored, so an action whose form had any cannot be
+        re-run faithfully: its task fails with a clear message instead.
+        """
+        count = 0
+        for approval in await self.store.approved_unfinished():
+            task = await self.store.get_task(approval.tenant, approval.task_id)
+            if task is None:
+                continue
+            if sensitive_fields(approval.form):
+                now = self.clock()
+                text = (
+                    "The server stopped before the approved action ran; its sensitive inputs are not kept. "
+                    "Send it again."
+                )
+                msg = set_state(task, TaskState.FAILED, text_parts(text), now, {"reason": "interrupted"})
+                async with self.store.transaction() as tx:
+                    if await tx.update_task(task, expect_state=TaskState.WORKING):
+                        await tx.append_history(task.id, [msg] if msg else [])
+                self._publish("task.updated", task)
+            else:
+                await self._run_approved(task, approval, dict(approval.values or {}))
+            count += 1
+        return count
 
     async def expire(self: Mesh, approval: ApprovalRecord) -> bool:  # type: ignore[misc]
         """End a pending approval whose time has passed; True when this call did it."""

@@ -44,11 +44,13 @@ class TurnContext:
 @dataclass(frozen=True, slots=True)
 class Execution:
     """An approved (or allowed) action with the values a person entered; ``sensitive`` names the
-    fields the agent must not echo back."""
+    fields the agent must not echo back. ``key`` is stable for one approved action (its approval id): an
+    action re-run after a crash carries the same key, so an agent can make running it twice harmless."""
 
     action: Action
     values: Mapping[str, Any] = field(default_factory=dict)
     sensitive: frozenset[str] = frozenset()
+    key: str = ""
 
 
 class Agent(ABC):

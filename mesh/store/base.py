@@ -229,6 +229,10 @@ class Store(ABC):
     ) -> tuple[list[ApprovalRecord], int]: ...
 
     @abstractmethod
+    async def approved_unfinished(self, limit: int = 500) -> list[ApprovalRecord]:
+        """Approvals that won their write but whose action never finished (the latest of a ``working`` task)."""
+
+    @abstractmethod
     async def due_expiries(self, now: float, limit: int = 500) -> list[ApprovalRecord]: ...
 
     # policies and channels

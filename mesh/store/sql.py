@@ -60,6 +60,15 @@ class SqlStore(Store):
         )
         return [approval_from_row(r) for r in rows], total
 
+    async def approved_unfinished(self, limit: int = 500) -> list[ApprovalRecord]:
+        rows = await self._all(
+            "SELECT a.* FROM approvals a JOIN tasks t ON t.id = a.task_id WHERE t.state = ? AND a.status = ? "
+            "AND a.created_at = (SELECT MAX(created_at) FROM approvals b WHERE b.task_id = a.task_id) "
+            "ORDER BY a.resolved_at LIMIT ?",
+            ("working", "approved", limit),
+        )
+        return [approval_from_row(r) for r in rows]
+
     async def due_expiries(self, now: float, limit: int = 500) -> list[ApprovalRecord]:
         rows = await self._all(
             "SELECT * FROM approvals WHERE status = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?",
