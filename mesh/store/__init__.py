@@ -6,10 +6,12 @@ from pathlib import Path
 
 from .base import (
     PENDING,
+    AgentRecord,
     ApprovalRecord,
     AuditRecord,
     ChannelRecord,
     OutboxRecord,
+    PushConfigRecord,
     Store,
     TaskRecord,
     Tx,
@@ -18,10 +20,12 @@ from .base import (
 
 __all__ = [
     "PENDING",
+    "AgentRecord",
     "ApprovalRecord",
     "AuditRecord",
     "ChannelRecord",
     "OutboxRecord",
+    "PushConfigRecord",
     "Store",
     "TaskRecord",
     "Tx",

@@ -116,6 +116,30 @@ class ChannelRecord:
 
 
 @dataclass(slots=True)
+class PushConfigRecord:
+    """Where to POST a task's updates (A2A push notifications); ``token`` is the client's own, echoed back
+    in ``X-A2A-Notification-Token`` so it can authenticate the calls."""
+
+    id: str
+    task_id: str
+    tenant: str
+    url: str
+    token: str | None
+    authentication: dict[str, Any] | None
+    created_at: float
+
+
+@dataclass(slots=True)
+class AgentRecord:
+    """A downstream A2A agent the mesh routes to, with the card fetched when it was added."""
+
+    name: str
+    url: str
+    card: dict[str, Any]
+    created_at: float
+
+
+@dataclass(slots=True)
 class OutboxRecord:
     id: int
     kind: str
@@ -192,6 +216,20 @@ class Tx(ABC):
     async def put_channel(self, channel: ChannelRecord) -> bool: ...
 
     @abstractmethod
+    async def put_push_config(self, config: PushConfigRecord) -> None:
+        """Insert or replace the config with this (task_id, id)."""
+
+    @abstractmethod
+    async def delete_push_config(self, task_id: str, config_id: str) -> bool: ...
+
+    @abstractmethod
+    async def put_agent(self, agent: AgentRecord) -> bool:
+        """Insert; False when the name is taken."""
+
+    @abstractmethod
+    async def delete_agent(self, name: str) -> bool: ...
+
+    @abstractmethod
     async def delete_channel(self, tenant: str, name: str) -> bool: ...
 
 
@@ -234,6 +272,24 @@ class Store(ABC):
 
     @abstractmethod
     async def due_expiries(self, now: float, limit: int = 500) -> list[ApprovalRecord]: ...
+
+    @abstractmethod
+    async def list_tasks(
+        self,
+        tenant: str,
+        *,
+        context_id: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[TaskRecord], int]:
+        """Tasks of a tenant, most recently updated first, with the total that match."""
+
+    @abstractmethod
+    async def list_push_configs(self, task_id: str) -> list[PushConfigRecord]: ...
+
+    @abstractmethod
+    async def list_agents(self) -> list[AgentRecord]: ...
 
     # policies and channels
     @abstractmethod

@@ -12,9 +12,11 @@ from typing import Any
 
 from .base import (
     PENDING,
+    AgentRecord,
     ApprovalRecord,
     AuditRecord,
     ChannelRecord,
+    PushConfigRecord,
     TaskRecord,
     Tx,
     audit_hash,
@@ -81,6 +83,22 @@ def channel_from_row(row: Any) -> ChannelRecord:
         config=loads(row["config"]),
         created_at=row["created_at"],
     )
+
+
+def push_config_from_row(row: Any) -> PushConfigRecord:
+    return PushConfigRecord(
+        id=row["id"],
+        task_id=row["task_id"],
+        tenant=row["tenant"],
+        url=row["url"],
+        token=row["token"],
+        authentication=loads(row["authentication"]),
+        created_at=row["created_at"],
+    )
+
+
+def agent_from_row(row: Any) -> AgentRecord:
+    return AgentRecord(name=row["name"], url=row["url"], card=loads(row["card"]), created_at=row["created_at"])
 
 
 def audit_from_row(row: Any) -> AuditRecord:
@@ -280,3 +298,34 @@ class SqlTx(Tx):
 
     async def delete_channel(self, tenant: str, name: str) -> bool:
         return await self.execute("DELETE FROM channels WHERE tenant = ? AND name = ?", (tenant, name)) == 1
+
+    async def put_push_config(self, config: PushConfigRecord) -> None:
+        await self.execute("DELETE FROM push_configs WHERE task_id = ? AND id = ?", (config.task_id, config.id))
+        await self.execute(
+            "INSERT INTO push_configs (id, task_id, tenant, url, token, authentication, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                config.id,
+                config.task_id,
+                config.tenant,
+                config.url,
+                config.token,
+                None if config.authentication is None else dumps(config.authentication),
+                config.created_at,
+            ),
+        )
+
+    async def delete_push_config(self, task_id: str, config_id: str) -> bool:
+        return await self.execute("DELETE FROM push_configs WHERE task_id = ? AND id = ?", (task_id, config_id)) == 1
+
+    async def put_agent(self, agent: AgentRecord) -> bool:
+        if await self.fetchone("SELECT 1 FROM agents WHERE name = ?", (agent.name,)):
+            return False
+        await self.execute(
+            "INSERT INTO agents (name, url, card, created_at) VALUES (?, ?, ?, ?)",
+            (agent.name, agent.url, dumps(agent.card), agent.created_at),
+        )
+        return True
+
+    async def delete_agent(self, name: str) -> bool:
+        return await self.execute("DELETE FROM agents WHERE name = ?", (name,)) == 1

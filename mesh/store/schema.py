@@ -100,6 +100,26 @@ MIGRATIONS: list[list[str]] = [
             hash TEXT NOT NULL
         )""",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS push_configs (
+            id TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            url TEXT NOT NULL,
+            token TEXT,
+            authentication TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (task_id, id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS agents (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            card TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS tasks_tenant_context ON tasks (tenant, context_id, updated_at)",
+        "CREATE INDEX IF NOT EXISTS tasks_tenant_updated ON tasks (tenant, updated_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

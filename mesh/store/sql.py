@@ -10,8 +10,25 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from .base import PENDING, ApprovalRecord, AuditRecord, ChannelRecord, Store, TaskRecord, loads
-from .rows import approval_from_row, audit_from_row, channel_from_row, task_from_row
+from .base import (
+    PENDING,
+    AgentRecord,
+    ApprovalRecord,
+    AuditRecord,
+    ChannelRecord,
+    PushConfigRecord,
+    Store,
+    TaskRecord,
+    loads,
+)
+from .rows import (
+    agent_from_row,
+    approval_from_row,
+    audit_from_row,
+    channel_from_row,
+    push_config_from_row,
+    task_from_row,
+)
 
 
 class SqlStore(Store):
@@ -25,6 +42,35 @@ class SqlStore(Store):
     async def get_task(self, tenant: str, task_id: str) -> TaskRecord | None:
         row = await self._one("SELECT * FROM tasks WHERE id = ? AND tenant = ?", (task_id, tenant))
         return task_from_row(row) if row else None
+
+    async def list_tasks(
+        self,
+        tenant: str,
+        *,
+        context_id: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[TaskRecord], int]:
+        where, args = "tenant = ?", [tenant]
+        if context_id is not None:
+            where += " AND context_id = ?"
+            args.append(context_id)
+        if state is not None:
+            where += " AND state = ?"
+            args.append(state)
+        total = (await self._one(f"SELECT COUNT(*) FROM tasks WHERE {where}", args))[0]
+        rows = await self._all(
+            f"SELECT * FROM tasks WHERE {where} ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", [*args, limit, offset]
+        )
+        return [task_from_row(r) for r in rows], total
+
+    async def list_push_configs(self, task_id: str) -> list[PushConfigRecord]:
+        rows = await self._all("SELECT * FROM push_configs WHERE task_id = ? ORDER BY created_at, id", (task_id,))
+        return [push_config_from_row(r) for r in rows]
+
+    async def list_agents(self) -> list[AgentRecord]:
+        return [agent_from_row(r) for r in await self._all("SELECT * FROM agents ORDER BY name")]
 
     async def get_history(self, task_id: str, last: int | None = None) -> list[dict[str, Any]]:
         if last is None:

@@ -387,3 +387,82 @@ async def test_hold_survives_restart_and_resolves_there(tmp_path: Path) -> None:
         assert await third.executions() == 1
         follow = await third.rpc(guide_message("more", taskId=held["id"]))
         assert follow["error"]["code"] == -32004
+
+
+# --- push configs, agents, task listing ----------------------------------------------------------------------
+
+
+async def test_push_configs_replace_list_delete(store: Store) -> None:
+    from mesh.store import PushConfigRecord
+
+    await hold(store)
+    first = PushConfigRecord(
+        id="c1",
+        task_id="t1",
+        tenant="default",
+        url="https://a.example/hook",
+        token="tok",
+        authentication={"schemes": ["Bearer"]},
+        created_at=1.0,
+    )
+    async with store.transaction() as tx:
+        await tx.put_push_config(first)
+        await tx.put_push_config(
+            PushConfigRecord(
+                id="c2",
+                task_id="t1",
+                tenant="default",
+                url="https://b.example/hook",
+                token=None,
+                authentication=None,
+                created_at=2.0,
+            )
+        )
+        await tx.put_push_config(
+            PushConfigRecord(
+                id="c1",
+                task_id="t1",
+                tenant="default",
+                url="https://c.example/hook",
+                token="tok2",
+                authentication=None,
+                created_at=3.0,
+            )
+        )
+    configs = await store.list_push_configs("t1")
+    assert sorted(c.id for c in configs) == ["c1", "c2"]
+    assert next(c for c in configs if c.id == "c1").url == "https://c.example/hook"
+    async with store.transaction() as tx:
+        assert await tx.delete_push_config("t1", "c1")
+        assert not await tx.delete_push_config("t1", "c1")
+    assert [c.id for c in await store.list_push_configs("t1")] == ["c2"]
+
+
+async def test_agents_put_list_delete(store: Store) -> None:
+    from mesh.store import AgentRecord
+
+    record = AgentRecord(name="billing", url="http://127.0.0.1:9/", card={"name": "Billing"}, created_at=1.0)
+    async with store.transaction() as tx:
+        assert await tx.put_agent(record)
+        assert not await tx.put_agent(record)
+    assert await store.list_agents() == [record]
+    async with store.transaction() as tx:
+        assert await tx.delete_agent("billing")
+        assert not await tx.delete_agent("billing")
+    assert await store.list_agents() == []
+
+
+async def test_list_tasks_filters_and_orders_by_update(store: Store) -> None:
+    async with store.transaction() as tx:
+        for i in range(5):
+            record = task(f"t{i}", now=1000.0 + i)
+            record.context_id = "ctx-even" if i % 2 == 0 else "ctx-odd"
+            record.state = "completed" if i < 2 else "input-required"
+            await tx.insert_task(record)
+        await tx.insert_task(task("other", tenant="tenant-b"))
+    rows, total = await store.list_tasks("default", limit=2)
+    assert total == 5 and [r.id for r in rows] == ["t4", "t3"]
+    rows, total = await store.list_tasks("default", context_id="ctx-even")
+    assert total == 3 and [r.id for r in rows] == ["t4", "t2", "t0"]
+    rows, total = await store.list_tasks("default", state="completed", offset=1)
+    assert total == 2 and [r.id for r in rows] == ["t0"]
