@@ -90,9 +90,7 @@ class StagingDbAgent(Agent):
         for part in message.data_parts():
             if part.data.get("tool") == "bulk_delete_expired":
                 items = (part.data.get("arguments") or {}).get("items")
-                if items is not None and not (
-                    isinstance(items, list) and all(isinstance(i, str) for i in items)
-                ):
+                if items is not None and not (isinstance(items, list) and all(isinstance(i, str) for i in items)):
                     raise ValueError("arguments.items must be a list of record ids")
                 items = items or await self._expired_ids()
                 return Plan(action=self._action(items, message.text()))

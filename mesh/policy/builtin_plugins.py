@@ -79,9 +79,7 @@ class BulkOperation(Plugin):
         return count is not None and count > self.threshold
 
     def reason(self, action: Action) -> str:
-        return (
-            f"{action.tool or 'action'} touches {self.item_count(action)} items (threshold {self.threshold})"
-        )
+        return f"{action.tool or 'action'} touches {self.item_count(action)} items (threshold {self.threshold})"
 
 
 class ToolMatch(Plugin):

@@ -32,9 +32,7 @@ def parse_duration(value: object) -> int:
         elif _COMPOUND.fullmatch(text):
             seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
         else:
-            raise ValueError(
-                f"invalid duration {value!r}: expected seconds or a string like '90s', '15m', '2h'"
-            )
+            raise ValueError(f"invalid duration {value!r}: expected seconds or a string like '90s', '15m', '2h'")
     else:
         raise ValueError(f"invalid duration {value!r}: expected seconds or a string like '15m'")
     if seconds <= 0:

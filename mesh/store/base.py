@@ -306,7 +306,9 @@ class Store(ABC):
 
     # outbox
     @abstractmethod
-    async def claim_outbox(self, now: float, limit: int = 50, lease_s: float = 30.0) -> list[OutboxRecord]:
+    async def claim_outbox(
+        self, now: float, limit: int = 50, lease_s: float = 30.0, kinds: tuple[str, ...] = ()
+    ) -> list[OutboxRecord]:
         """Rows due for delivery, leased so that a concurrent worker does not take them too."""
 
     @abstractmethod

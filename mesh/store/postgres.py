@@ -152,15 +152,19 @@ class PostgresStore(SqlStore):
         assert self._pool is not None, "store is not open"
         return list(await self._pool.fetch(to_dollar(sql), *args))
 
-    async def claim_outbox(self, now: float, limit: int = 50, lease_s: float = 30.0) -> list[OutboxRecord]:
+    async def claim_outbox(
+        self, now: float, limit: int = 50, lease_s: float = 30.0, kinds: tuple[str, ...] = ()
+    ) -> list[OutboxRecord]:
         assert self._pool is not None, "store is not open"
         rows = await self._pool.fetch(
             "UPDATE outbox SET next_attempt_at = $1 WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL "
-            "AND next_attempt_at <= $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+            "AND next_attempt_at <= $2 AND (cardinality($4::text[]) = 0 OR kind = ANY($4::text[])) "
+            "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) "
             "RETURNING id, kind, payload, attempts",
             now + lease_s,
             now,
             limit,
+            list(kinds),
         )
         return sorted(
             (

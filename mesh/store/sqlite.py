@@ -102,13 +102,16 @@ class SQLiteStore(SqlStore):
         cur = await self._reader.execute(sql, args)
         return list(await cur.fetchall())
 
-    async def claim_outbox(self, now: float, limit: int = 50, lease_s: float = 30.0) -> list[OutboxRecord]:
+    async def claim_outbox(
+        self, now: float, limit: int = 50, lease_s: float = 30.0, kinds: tuple[str, ...] = ()
+    ) -> list[OutboxRecord]:
         async with self.transaction() as tx:
             assert isinstance(tx, SQLiteTx)
+            only = f" AND kind IN ({','.join('?' for _ in kinds)})" if kinds else ""
             cur = await tx._conn.execute(
                 "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL "
-                "AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-                (now, limit),
+                f"AND next_attempt_at <= ?{only} ORDER BY id LIMIT ?",
+                (now, *kinds, limit),
             )
             rows = list(await cur.fetchall())
             for row in rows:

@@ -466,3 +466,13 @@ async def test_list_tasks_filters_and_orders_by_update(store: Store) -> None:
     assert total == 3 and [r.id for r in rows] == ["t4", "t2", "t0"]
     rows, total = await store.list_tasks("default", state="completed", offset=1)
     assert total == 2 and [r.id for r in rows] == ["t0"]
+
+
+async def test_outbox_claims_only_the_kinds_asked_for(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.enqueue("notify", {"n": 1}, not_before=0.0)
+        await tx.enqueue("push", {"n": 2}, not_before=0.0)
+    pushes = await store.claim_outbox(10.0, kinds=("push",))
+    assert [r.payload for r in pushes] == [{"n": 2}]
+    rest = await store.claim_outbox(10.0)
+    assert [r.payload for r in rest] == [{"n": 1}]

@@ -1,0 +1,131 @@
+"""The outbox worker: delivers rows written with a state change, with retries, until they land.
+
+A row is written in the same transaction as the change it announces, so a crash between commit and send
+loses nothing: the next worker run (in this process or another replica) sends it. Each kind of row has a
+builder that turns it into an HTTP POST at send time — secrets such as callback tokens are derived then,
+never stored. A worker claims only the kinds it can build, so the mesh and the gateway may run apart.
+Neither payloads nor tokens are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from mesh.store import OutboxRecord
+
+if TYPE_CHECKING:
+    from mesh.service import Mesh
+
+log = logging.getLogger("airlock.outbox")
+
+MAX_ATTEMPTS = 12
+POLL_S = 0.5
+NEVER = 10 * 365 * 86400.0
+
+
+@dataclass(slots=True)
+class Delivery:
+    url: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Undeliverable(Exception):
+    """The row can never be sent (its subject is gone, or its URL is refused); it is not retried."""
+
+
+Builder = Callable[["Mesh", OutboxRecord], Awaitable[Delivery]]
+"""Turns a row into a delivery; raises :class:`Undeliverable` when there is nothing left to send."""
+
+UrlGuard = Callable[[str], Awaitable[None]]
+"""Raises :class:`Undeliverable` for a URL that must not be called (checked again at send time)."""
+
+
+def backoff(attempts: int) -> float:
+    return float(min(2**attempts, 900))
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        mesh: Mesh,
+        builders: dict[str, Builder],
+        *,
+        url_guard: UrlGuard | None = None,
+        wake_on: frozenset[str] = frozenset(),
+    ) -> None:
+        self.mesh = mesh
+        self.builders = builders
+        self.url_guard = url_guard
+        self.wake_on = wake_on
+        self.wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def deliver(self, row: OutboxRecord) -> None:
+        assert self._session is not None
+        now = self.mesh.clock()
+        try:
+            delivery = await self.builders[row.kind](self.mesh, row)
+            if self.url_guard is not None:
+                await self.url_guard(delivery.url)
+        except Undeliverable as exc:
+            await self.mesh.store.finish_outbox(row.id, ok=False, now=now, error=str(exc), retry_at=now + NEVER)
+            log.warning("outbox row %s (%s) dropped: %s", row.id, row.kind, exc)
+            return
+        try:
+            async with self._session.post(delivery.url, json=delivery.body, headers=delivery.headers) as resp:
+                ok = 200 <= resp.status < 300
+                error = None if ok else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            ok, error = False, type(exc).__name__
+        attempts = row.attempts + 1
+        retry = now + (NEVER if attempts >= MAX_ATTEMPTS else backoff(attempts))
+        await self.mesh.store.finish_outbox(row.id, ok=ok, now=self.mesh.clock(), error=error, retry_at=retry)
+        if not ok:
+            log.warning("outbox row %s (%s) failed, attempt %d: %s", row.id, row.kind, attempts, error)
+
+    async def run_once(self) -> int:
+        rows = await self.mesh.store.claim_outbox(self.mesh.clock(), kinds=tuple(self.builders))
+        await asyncio.gather(*(self.deliver(r) for r in rows))
+        return len(rows)
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as self._session, self.mesh.events.subscribe() as queue:
+            waker = asyncio.create_task(self._wake_on_events(queue))
+            try:
+                while True:
+                    try:
+                        await self.run_once()
+                    except Exception:
+                        log.exception("outbox run failed")
+                    self.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), POLL_S)
+            finally:
+                waker.cancel()
+
+    async def _wake_on_events(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            event = await queue.get()
+            if event.kind in self.wake_on:
+                self.wake.set()
+
+
+@contextlib.asynccontextmanager
+async def running(worker: OutboxWorker):  # type: ignore[no-untyped-def]
+    """Run ``worker`` in the background for the duration of the block."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
