@@ -6,7 +6,9 @@ which is what A2A clients and the conformance kit expect.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -22,6 +24,7 @@ CONTENT_TYPE_NOT_SUPPORTED = -32005
 INVALID_AGENT_RESPONSE = -32006
 
 Id = str | int | None
+M = TypeVar("M", bound=BaseModel)
 
 
 class RpcError(Exception):
@@ -82,3 +85,13 @@ def safe_id(body: Any) -> Id:
         if isinstance(rid, str | int) and not isinstance(rid, bool):
             return rid
     return None
+
+
+def parse_params(model: type[M], params: dict[str, Any]) -> M:
+    """Validate params into a wire model; the first problem becomes -32602 naming where it is."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {where}: {first['msg']}") from None

@@ -29,7 +29,8 @@ async def link_replicas(mesh: Mesh, store: PostgresStore) -> None:
             "kind": event.kind,
             "tenant": event.tenant,
             "subject": event.subject,
-            "data": event.data,
+            # NOTIFY payloads are small (8 kB): the task itself is re-read from the store by whoever needs it
+            "data": {k: v for k, v in event.data.items() if k != "task"},
         }
         task = asyncio.create_task(store.notify(payload))
         pending.add(task)

@@ -131,6 +131,7 @@ class ResolvePath:
             )
             if won:
                 await tx.update_task(task)
+                await self._state_written(tx, task)
                 await tx.append_history(task.id, [answer] + ([status_msg] if status_msg else []))
                 await tx.audit(
                     tenant=task.tenant,
@@ -161,7 +162,13 @@ class ResolvePath:
         from mesh.service import action_from_dict
 
         agent = self.agents.get(task.agent or "")
-        ctx = TurnContext(task_id=task.id, context_id=task.context_id, tenant=task.tenant, sender=approval.requested_by)
+        ctx = TurnContext(
+            task_id=task.id,
+            context_id=task.context_id,
+            tenant=task.tenant,
+            sender=approval.requested_by,
+            metadata=dict(task.metadata),
+        )
         if agent is None:
             reply = Reply(state=TaskState.FAILED, parts=text_parts(f"agent {task.agent!r} is not registered"))
         else:
@@ -175,8 +182,10 @@ class ResolvePath:
         now = self.clock()
         status_msg = set_state(task, reply.state, reply.parts, now)
         task.artifacts = task.artifacts + reply.artifacts
+        task.metadata = {**task.metadata, **reply.metadata}
         async with self.store.transaction() as tx:
             await tx.update_task(task)
+            await self._state_written(tx, task)
             await tx.append_history(task.id, [status_msg] if status_msg else [])
         self._publish("task.updated", task)
 
@@ -200,6 +209,7 @@ class ResolvePath:
                 msg = set_state(task, TaskState.FAILED, text_parts(text), now, {"reason": "interrupted"})
                 async with self.store.transaction() as tx:
                     if await tx.update_task(task, expect_state=TaskState.WORKING):
+                        await self._state_written(tx, task)
                         await tx.append_history(task.id, [msg] if msg else [])
                 self._publish("task.updated", task)
             else:
@@ -231,6 +241,7 @@ class ResolvePath:
                     {"reason": "expired", "policy": approval.policy},
                 )
                 await tx.update_task(task)
+                await self._state_written(tx, task)
                 await tx.append_history(task.id, [msg] if msg else [])
                 await tx.audit(
                     tenant=approval.tenant,

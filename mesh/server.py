@@ -6,13 +6,13 @@ JSON-RPC error in an HTTP 200 body with the request id echoed (401 only for a mi
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from mesh import jsonrpc as rpc
 from mesh.auth import ANONYMOUS, AuthError, Principal, TokenVerifier
@@ -27,36 +27,27 @@ VERIFIER_KEY = web.AppKey("verifier", TokenVerifier | None)
 PUBLIC_URL_KEY = web.AppKey("public_url", str)
 
 Handler = Callable[[Mesh, Principal, dict[str, Any]], Awaitable[Any]]
+StreamHandler = Callable[[Mesh, Principal, dict[str, Any]], AsyncIterator[Any]]
 MAX_BODY = 1024 * 1024
-M = TypeVar("M", bound=BaseModel)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _params(model: type[M], params: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(params)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        raise rpc.RpcError(rpc.INVALID_PARAMS, f"Invalid params: {where}: {first['msg']}") from None
-
-
 async def on_message_send(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
-    return await mesh.send_message(principal, _params(MessageSendParams, params))
+    return await mesh.send_message(principal, rpc.parse_params(MessageSendParams, params))
 
 
 async def on_get_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
     if isinstance(params.get("historyLength"), int) and params["historyLength"] < 0:
         raise rpc.RpcError(rpc.INVALID_PARAMS, "Invalid params: historyLength must be 0 or more")
-    query = _params(TaskQueryParams, params)
+    query = rpc.parse_params(TaskQueryParams, params)
     return await mesh.get_task(principal, query.id, query.history_length)
 
 
 async def on_cancel_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
-    return await mesh.cancel_task(principal, _params(TaskIdParams, params).id)
+    return await mesh.cancel_task(principal, rpc.parse_params(TaskIdParams, params).id)
 
 
 METHODS: dict[str, Handler] = {
@@ -64,8 +55,10 @@ METHODS: dict[str, Handler] = {
     "tasks/get": on_get_task,
     "tasks/cancel": on_cancel_task,
 }
+STREAM_METHODS: dict[str, StreamHandler] = {}
+"""Methods answered as Server-Sent Events: the handler yields JSON-RPC results, one per ``data:`` line."""
 
-# A2A methods this server knows but does not offer (the card says so): the spec's own error, not -32601.
+# A2A methods this server knows; until their module registers them they answer the spec's own error.
 PUSH_METHODS = frozenset(
     {
         "tasks/pushNotificationConfig/set",
@@ -74,18 +67,44 @@ PUSH_METHODS = frozenset(
         "tasks/pushNotificationConfig/delete",
     }
 )
-STREAM_METHODS = frozenset({"message/stream", "tasks/resubscribe"})
+STREAMING = frozenset({"message/stream", "tasks/resubscribe"})
 
 
 def _unsupported(method: str) -> rpc.RpcError | None:
     if method in PUSH_METHODS:
         return rpc.RpcError(rpc.PUSH_NOT_SUPPORTED, "Push Notification is not supported")
-    if method in STREAM_METHODS:
+    if method in STREAMING:
         return rpc.RpcError(rpc.UNSUPPORTED_OPERATION, f"This operation is not supported: {method} (no streaming)")
     return None
 
 
-async def handle_rpc(request: web.Request) -> web.Response:
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def stream_response(request: web.Request, request_id: rpc.Id, events: AsyncIterator[Any]) -> web.StreamResponse:
+    """Send each result as one SSE event, then close. An error (before or during) is the last event.
+    A client that goes away stops only its stream, never the task (the handler runs the work apart)."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    try:
+        try:
+            async for result in events:
+                await resp.write(_sse(rpc.result_response(request_id, result)))
+        except rpc.RpcError as exc:
+            await resp.write(_sse(rpc.error_response(request_id, exc)))
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("internal error in a JSON-RPC stream")
+            await resp.write(_sse(rpc.error_response(request_id, rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error"))))
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    return resp
+
+
+async def handle_rpc(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     try:
         body = orjson.loads(raw)
@@ -102,6 +121,9 @@ async def handle_rpc(request: web.Request) -> web.Response:
             return _json(rpc.error_response(request_id, err), status=401)
     try:
         request_id, method, params = rpc.parse_envelope(body)
+        streamer = STREAM_METHODS.get(method)
+        if streamer is not None:
+            return await stream_response(request, request_id, streamer(request.app[MESH_KEY], principal, params))
         handler = METHODS.get(method)
         if handler is None:
             raise _unsupported(method) or rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
@@ -146,3 +168,15 @@ def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str)
     app.router.add_get("/.well-known/agent.json", handle_card)
     app.router.add_get("/healthz", handle_health)
     return app
+
+
+def _register_operations() -> None:
+    """Operations beyond the core three live in modules of their own, each with its tables."""
+    from mesh import push, streaming, v1
+
+    for module in (streaming, push, v1):
+        METHODS.update(module.METHODS)
+        STREAM_METHODS.update(module.STREAM_METHODS)
+
+
+_register_operations()

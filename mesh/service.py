@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,9 @@ from mesh.taskstate import allow_parts, set_state, text_parts
 from mesh.tokens import callback_token, token_hash
 
 log = logging.getLogger("airlock.mesh")
+
+StateHook = Callable[[Tx, TaskRecord], Awaitable[None]]
+"""Runs inside every transaction that changes a task's state (push notifications queue their rows here)."""
 
 GUARD = "guard"
 
@@ -58,6 +61,7 @@ class Mesh(ResolvePath, PolicyAdmin):
         self.events = events or EventBus()
         self.clock = clock
         self._compiled: dict[str, CompiledPolicies] = {}
+        self.state_hooks: list[StateHook] = []
 
     # ---------------------------------------------------------------- policies
 
@@ -148,6 +152,7 @@ class Mesh(ResolvePath, PolicyAdmin):
             msg = set_state(task, TaskState.CANCELED, text_parts("Task canceled."), now)
             if not await tx.update_task(task, expect_state=was):
                 raise rpc.RpcError(rpc.TASK_NOT_CANCELABLE, f"Task {task_id} changed while canceling; try again")
+            await self._state_written(tx, task)
             await tx.append_history(task.id, [msg] if msg else [])
             await tx.audit(
                 tenant=task.tenant, kind="task.canceled", actor=principal.sub, subject=task.id, detail={}, now=now
@@ -187,7 +192,13 @@ class Mesh(ResolvePath, PolicyAdmin):
         new: bool,
     ) -> dict[str, Any]:
         agent = self._route(principal, message, params)
-        ctx = TurnContext(task_id=task.id, context_id=task.context_id, tenant=task.tenant, sender=principal.sub)
+        ctx = TurnContext(
+            task_id=task.id,
+            context_id=task.context_id,
+            tenant=task.tenant,
+            sender=principal.sub,
+            metadata=dict(task.metadata),
+        )
         reply: Reply | None = None
         if agent is None:
             call = tool_call(message)
@@ -235,8 +246,10 @@ class Mesh(ResolvePath, PolicyAdmin):
                 reply = await self._execute(agent, Execution(action=action), ctx)
             status_msg = set_state(task, reply.state, reply.parts, now)
             task.artifacts = task.artifacts + reply.artifacts
+            task.metadata = {**task.metadata, **reply.metadata}
         async with self.store.transaction() as tx:
             await (tx.insert_task(task) if new else tx.update_task(task))
+            await self._state_written(tx, task)
             await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
             await self._audit_decision(tx, task, action, decision, principal, now)
         self._publish("task.updated", task)
@@ -322,6 +335,7 @@ class Mesh(ResolvePath, PolicyAdmin):
         status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(form)], now)
         async with self.store.transaction() as tx:
             await (tx.insert_task(task) if new else tx.update_task(task))
+            await self._state_written(tx, task)
             await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
             await tx.insert_approval(approval)
             for channel in approval.channels:
@@ -341,7 +355,13 @@ class Mesh(ResolvePath, PolicyAdmin):
 
     # ---------------------------------------------------------------- events
 
+    async def _state_written(self, tx: Tx, task: TaskRecord) -> None:
+        for hook in self.state_hooks:
+            await hook(tx, task)
+
     def _publish(self, kind: str, task: TaskRecord, **data: Any) -> None:
+        """After commit: tell subscribers, with the task as stored (history left out)."""
+        data.setdefault("task", task.to_wire())
         self.events.publish(Event(kind=kind, tenant=task.tenant, subject=task.id, data={"state": task.state, **data}))
 
 

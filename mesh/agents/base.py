@@ -23,6 +23,7 @@ class Reply:
     state: TaskState
     parts: list[dict[str, Any]]
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)  # merged into the task's metadata
 
 
 @dataclass(slots=True)
@@ -39,6 +40,7 @@ class TurnContext:
     context_id: str
     tenant: str
     sender: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # the task's metadata before this turn
 
 
 @dataclass(frozen=True, slots=True)
