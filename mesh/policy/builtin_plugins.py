@@ -260,4 +260,41 @@ class Always(Plugin):
         return f"every {'call to ' + action.tool if action.tool else 'action'} is covered"
 
 
-BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (BulkOperation, ToolMatch, CommandMatch, PathMatch, Always)
+class ExactCall(Plugin):
+    """One exact call: a tool with exactly this command or this path, no wildcards.
+
+    What an approver's "allow this from now on" (``persist``) writes, so it never widens to other calls.
+    """
+
+    name = "exact_call"
+    description = "Matches one tool with exactly the given command or path (no wildcards)"
+    config_schema = config_schema(
+        {
+            "tool": {"type": "string", "minLength": 1},
+            "command": {"type": "string", "minLength": 1},
+            "path": {"type": "string", "minLength": 1},
+        },
+        required=("tool",),
+    )
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        self.tool: str = self.config["tool"]
+        self.command: str | None = self.config.get("command")
+        self.path: str | None = self.config.get("path")
+
+    def matches(self, action: Action) -> bool:
+        if action.tool != self.tool:
+            return False
+        if self.command is not None and exec_command(action.arguments) != self.command:
+            return False
+        if self.path is not None and call_paths(action.arguments) != [self.path]:
+            return False
+        return True
+
+    def reason(self, action: Action) -> str:
+        target = self.command or self.path
+        return f"{self.tool} {target} was allowed by a person" if target else f"{self.tool} was allowed by a person"
+
+
+BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (BulkOperation, ToolMatch, CommandMatch, PathMatch, Always, ExactCall)

@@ -140,6 +140,30 @@ class AgentRecord:
 
 
 @dataclass(slots=True)
+class EventRecord:
+    """One entry of the durable event log (what ``Last-Event-ID`` resumes from)."""
+
+    seq: int
+    at: float
+    tenant: str
+    kind: str
+    subject: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RunGrant:
+    """A bulk approval of a run: later approvals of that run, tenant and agent pass until it expires."""
+
+    tenant: str
+    agent: str
+    run_id: str
+    granted_by: str
+    expires_at: float
+    created_at: float
+
+
+@dataclass(slots=True)
 class OutboxRecord:
     id: int
     kind: str
@@ -216,6 +240,14 @@ class Tx(ABC):
     async def put_channel(self, channel: ChannelRecord) -> bool: ...
 
     @abstractmethod
+    async def log_event(self, *, tenant: str, kind: str, subject: str, data: dict[str, Any], now: float) -> None:
+        """Append to the durable event log, in the same transaction as the change it tells of."""
+
+    @abstractmethod
+    async def put_run_grant(self, grant: RunGrant) -> None:
+        """Open (or extend) the grant for its tenant, agent and run."""
+
+    @abstractmethod
     async def put_push_config(self, config: PushConfigRecord) -> None:
         """Insert or replace the config with this (task_id, id)."""
 
@@ -263,7 +295,14 @@ class Store(ABC):
 
     @abstractmethod
     async def list_pending(
-        self, tenant: str, *, session_id: str | None, now: float, limit: int, offset: int
+        self,
+        tenant: str,
+        *,
+        session_id: str | None,
+        now: float,
+        limit: int,
+        offset: int,
+        run_id: str | None = None,
     ) -> tuple[list[ApprovalRecord], int]: ...
 
     @abstractmethod
@@ -287,6 +326,16 @@ class Store(ABC):
 
     @abstractmethod
     async def list_push_configs(self, task_id: str) -> list[PushConfigRecord]: ...
+
+    @abstractmethod
+    async def events_after(self, tenant: str, after: int, limit: int = 500) -> list[EventRecord]: ...
+
+    @abstractmethod
+    async def active_grant(self, tenant: str, agent: str, run_id: str, now: float) -> RunGrant | None: ...
+
+    @abstractmethod
+    async def run_groups(self, tenant: str, now: float) -> list[tuple[str, list[str]]]:
+        """Runs with two or more pending approvals: (run_id, approval ids oldest first)."""
 
     @abstractmethod
     async def list_agents(self) -> list[AgentRecord]: ...

@@ -16,7 +16,9 @@ from .base import (
     ApprovalRecord,
     AuditRecord,
     ChannelRecord,
+    EventRecord,
     PushConfigRecord,
+    RunGrant,
     TaskRecord,
     Tx,
     audit_hash,
@@ -99,6 +101,28 @@ def push_config_from_row(row: Any) -> PushConfigRecord:
 
 def agent_from_row(row: Any) -> AgentRecord:
     return AgentRecord(name=row["name"], url=row["url"], card=loads(row["card"]), created_at=row["created_at"])
+
+
+def event_from_row(row: Any) -> EventRecord:
+    return EventRecord(
+        seq=row["seq"],
+        at=row["at"],
+        tenant=row["tenant"],
+        kind=row["kind"],
+        subject=row["subject"],
+        data=loads(row["data"]),
+    )
+
+
+def grant_from_row(row: Any) -> RunGrant:
+    return RunGrant(
+        tenant=row["tenant"],
+        agent=row["agent"],
+        run_id=row["run_id"],
+        granted_by=row["granted_by"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+    )
 
 
 def audit_from_row(row: Any) -> AuditRecord:
@@ -329,3 +353,20 @@ class SqlTx(Tx):
 
     async def delete_agent(self, name: str) -> bool:
         return await self.execute("DELETE FROM agents WHERE name = ?", (name,)) == 1
+
+    async def log_event(self, *, tenant: str, kind: str, subject: str, data: dict[str, Any], now: float) -> None:
+        await self.execute(
+            "INSERT INTO events (at, tenant, kind, subject, data) VALUES (?, ?, ?, ?, ?)",
+            (now, tenant, kind, subject, dumps(data)),
+        )
+
+    async def put_run_grant(self, grant: RunGrant) -> None:
+        await self.execute(
+            "DELETE FROM run_grants WHERE tenant = ? AND agent = ? AND run_id = ?",
+            (grant.tenant, grant.agent, grant.run_id),
+        )
+        await self.execute(
+            "INSERT INTO run_grants (tenant, agent, run_id, granted_by, expires_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (grant.tenant, grant.agent, grant.run_id, grant.granted_by, grant.expires_at, grant.created_at),
+        )

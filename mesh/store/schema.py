@@ -120,6 +120,27 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS tasks_tenant_context ON tasks (tenant, context_id, updated_at)",
         "CREATE INDEX IF NOT EXISTS tasks_tenant_updated ON tasks (tenant, updated_at)",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS events (
+            seq INTEGER PRIMARY KEY {autoincrement},
+            at REAL NOT NULL,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS events_tenant_seq ON events (tenant, seq)",
+        """CREATE TABLE IF NOT EXISTS run_grants (
+            tenant TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            granted_by TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (tenant, agent, run_id)
+        )""",
+        "CREATE INDEX IF NOT EXISTS approvals_run ON approvals (tenant, run_id, status)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

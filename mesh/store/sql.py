@@ -16,7 +16,9 @@ from .base import (
     ApprovalRecord,
     AuditRecord,
     ChannelRecord,
+    EventRecord,
     PushConfigRecord,
+    RunGrant,
     Store,
     TaskRecord,
     loads,
@@ -26,6 +28,8 @@ from .rows import (
     approval_from_row,
     audit_from_row,
     channel_from_row,
+    event_from_row,
+    grant_from_row,
     push_config_from_row,
     task_from_row,
 )
@@ -69,6 +73,30 @@ class SqlStore(Store):
         rows = await self._all("SELECT * FROM push_configs WHERE task_id = ? ORDER BY created_at, id", (task_id,))
         return [push_config_from_row(r) for r in rows]
 
+    async def events_after(self, tenant: str, after: int, limit: int = 500) -> list[EventRecord]:
+        rows = await self._all(
+            "SELECT * FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?", (tenant, after, limit)
+        )
+        return [event_from_row(r) for r in rows]
+
+    async def active_grant(self, tenant: str, agent: str, run_id: str, now: float) -> RunGrant | None:
+        row = await self._one(
+            "SELECT * FROM run_grants WHERE tenant = ? AND agent = ? AND run_id = ? AND expires_at > ?",
+            (tenant, agent, run_id, now),
+        )
+        return grant_from_row(row) if row else None
+
+    async def run_groups(self, tenant: str, now: float) -> list[tuple[str, list[str]]]:
+        rows = await self._all(
+            "SELECT run_id, id FROM approvals WHERE tenant = ? AND status = ? AND expires_at > ? "
+            "AND run_id IS NOT NULL ORDER BY run_id, created_at, id",
+            (tenant, PENDING, now),
+        )
+        groups: dict[str, list[str]] = {}
+        for row in rows:
+            groups.setdefault(row["run_id"], []).append(row["id"])
+        return [(run_id, ids) for run_id, ids in groups.items() if len(ids) >= 2]
+
     async def list_agents(self) -> list[AgentRecord]:
         return [agent_from_row(r) for r in await self._all("SELECT * FROM agents ORDER BY name")]
 
@@ -92,13 +120,23 @@ class SqlStore(Store):
         return approval_from_row(row) if row else None
 
     async def list_pending(
-        self, tenant: str, *, session_id: str | None, now: float, limit: int, offset: int
+        self,
+        tenant: str,
+        *,
+        session_id: str | None,
+        now: float,
+        limit: int,
+        offset: int,
+        run_id: str | None = None,
     ) -> tuple[list[ApprovalRecord], int]:
         where = "tenant = ? AND status = ? AND expires_at > ?"
         args: list[Any] = [tenant, PENDING, now]
         if session_id is not None:
             where += " AND session_id = ?"
             args.append(session_id)
+        if run_id is not None:
+            where += " AND run_id = ?"
+            args.append(run_id)
         total = (await self._one(f"SELECT COUNT(*) FROM approvals WHERE {where}", args))[0]
         rows = await self._all(
             f"SELECT * FROM approvals WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",

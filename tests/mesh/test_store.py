@@ -476,3 +476,48 @@ async def test_outbox_claims_only_the_kinds_asked_for(store: Store) -> None:
     assert [r.payload for r in pushes] == [{"n": 2}]
     rest = await store.claim_outbox(10.0)
     assert [r.payload for r in rest] == [{"n": 1}]
+
+
+# --- event log, run grants, run groups -------------------------------------------------------------------------
+
+
+async def test_event_log_is_per_tenant_and_resumable(store: Store) -> None:
+    async with store.transaction() as tx:
+        for i in range(3):
+            await tx.log_event(tenant="default", kind="task.updated", subject=f"t{i}", data={"i": i}, now=1.0 + i)
+        await tx.log_event(tenant="tenant-b", kind="task.updated", subject="x", data={}, now=5.0)
+    events = await store.events_after("default", 0)
+    assert [e.subject for e in events] == ["t0", "t1", "t2"]
+    later = await store.events_after("default", events[0].seq)
+    assert [e.data for e in later] == [{"i": 1}, {"i": 2}]
+    assert [e.subject for e in await store.events_after("tenant-b", 0)] == ["x"]
+
+
+async def test_run_grants_open_extend_and_expire(store: Store) -> None:
+    from mesh.store.base import RunGrant
+
+    async with store.transaction() as tx:
+        await tx.put_run_grant(RunGrant("default", "ci-bot", "run-1", "alice", expires_at=100.0, created_at=1.0))
+    assert (await store.active_grant("default", "ci-bot", "run-1", 50.0)) is not None
+    assert await store.active_grant("default", "ci-bot", "run-1", 100.0) is None
+    assert await store.active_grant("default", "other-bot", "run-1", 50.0) is None
+    assert await store.active_grant("tenant-b", "ci-bot", "run-1", 50.0) is None
+    async with store.transaction() as tx:
+        await tx.put_run_grant(RunGrant("default", "ci-bot", "run-1", "bob", expires_at=300.0, created_at=2.0))
+    grant = await store.active_grant("default", "ci-bot", "run-1", 200.0)
+    assert grant is not None and grant.granted_by == "bob"
+
+
+async def test_run_groups_and_run_filter(store: Store) -> None:
+    records = [approval(f"ap{i}", f"t{i}") for i in range(4)]
+    records[3].run_id = "run-solo"
+    async with store.transaction() as tx:
+        for i, record in enumerate(records):
+            record.created_at = 1000.0 + i
+            await tx.insert_task(task(f"t{i}"))
+            await tx.insert_approval(record)
+    assert await store.run_groups("default", 2000.0) == [("run-9", ["ap0", "ap1", "ap2"])]
+    rows, total = await store.list_pending(
+        "default", session_id=None, now=2000.0, limit=10, offset=0, run_id="run-solo"
+    )
+    assert total == 1 and rows[0].id == "ap3"

@@ -1,0 +1,30 @@
+"""Signed approval links: resolve one approval one way, without a Bearer token, until a deadline.
+
+The signature is HMAC-SHA256 over the approval id, the decision and the expiry, under a server key, so
+a link cannot be turned into the other decision, another approval or a later deadline. A link is
+single-use because the approval it resolves can be resolved once. It can never ``persist``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import urlencode
+
+DECISIONS = ("approve", "deny")
+
+
+def signature(key: bytes, approval_id: str, decision: str, exp: int) -> str:
+    message = f"{approval_id}\n{decision}\n{exp}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def signed_link(base_url: str, key: bytes, approval_id: str, decision: str, exp: int) -> str:
+    query = urlencode({"decision": decision, "exp": exp, "sig": signature(key, approval_id, decision, exp)})
+    return f"{base_url}/v1/approvals/{approval_id}/resolve?{query}"
+
+
+def verify(key: bytes, approval_id: str, decision: str, exp: int, sig: str) -> bool:
+    if decision not in DECISIONS:
+        return False
+    return hmac.compare_digest(signature(key, approval_id, decision, exp), sig)
