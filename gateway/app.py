@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import openapi, routes_admin, routes_messages
+from gateway import openapi, routes_admin, routes_agents, routes_messages
 from gateway.errors import errors_middleware, json_response
 from gateway.keys import MESH, VERIFIER
 from gateway.notify import notifier_ctx
@@ -25,6 +25,7 @@ def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notificati
     app[VERIFIER] = verifier
     app.add_routes(routes_messages.routes)
     app.add_routes(routes_admin.routes)
+    app.add_routes(routes_agents.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi.openapi)
     if notifications:

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("GATEWAY_URL"),
         help="the gateway's URL as people reach it (default http://HOST:GATEWAY_PORT)",
     )
+    serve.add_argument(
+        "--agent-timeout",
+        type=duration,
+        default=duration(env("AGENT_TIMEOUT", "30s") or "30s"),
+        help="how long a downstream A2A agent may take to answer: 10s, 2m (default 30s)",
+    )
     serve.add_argument("--demo", action="store_true", default=env_flag("DEMO"), help="add the staging-db demo agent")
     serve.add_argument(
         "--auth",
@@ -99,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=env_flag("GATEWAY_ONLY"),
         help="run only the gateway (people and admin) role over the store",
+    )
+    serve.add_argument(
+        "--push-allow-private",
+        action="store_true",
+        default=env_flag("PUSH_ALLOW_PRIVATE"),
+        help="let push notifications go to private, loopback and link-local addresses (development only)",
     )
     serve.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway.app import create_gateway_app
 from gateway.cli import home, jwt_secret
 from gateway.secrets_files import load_or_create_key
+from mesh.agent_admin import load_agents
 from mesh.agents.base import AgentRegistry
 from mesh.agents.demo import StagingDbAgent
 from mesh.auth import TokenVerifier
@@ -44,6 +45,8 @@ async def serve(args: argparse.Namespace) -> None:
         approval_timeout_s=args.approval_timeout,
         gateway_url=gateway_url,
         callback_key=load_or_create_key(airlock_home / "callback.key"),
+        push_allow_private=args.push_allow_private,
+        agent_timeout_s=args.agent_timeout,
     )
     agents = AgentRegistry()
     if args.demo:
@@ -53,6 +56,9 @@ async def serve(args: argparse.Namespace) -> None:
     await store.open()
     await agents.start()
     mesh = Mesh(store, config, agents)
+    loaded = await load_agents(mesh)  # before recovery: an approved action may be for a downstream agent
+    if loaded:
+        log.info("loaded %d downstream agent(s)", loaded)
     recovered = await mesh.recover()
     if recovered:
         log.info("finished %d approved action(s) interrupted by the last stop", recovered)

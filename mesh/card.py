@@ -1,6 +1,6 @@
 """The mesh's agent card: what A2A clients read before they call.
 
-Capabilities say only what works today (no streaming or push yet), because clients act on them.
+Capabilities say only what works, because clients act on them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ def agent_card(mesh: Mesh, url: str, *, auth: bool) -> dict[str, Any]:
         "protocolVersion": "0.3.0",
         "preferredTransport": "JSONRPC",
         "additionalInterfaces": [{"url": url, "transport": "JSONRPC"}],
-        "capabilities": {"streaming": False, "pushNotifications": False, "stateTransitionHistory": True},
+        # v1.0: one entry per binding and version; both versions answer on the same endpoint
+        "supportedInterfaces": [
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3.0"},
+        ],
+        "capabilities": {"streaming": True, "pushNotifications": True, "stateTransitionHistory": True},
         "defaultInputModes": ["text/plain", "application/json"],
         "defaultOutputModes": ["text/plain", "application/json", "application/json+a2ui"],
         "skills": skills,

@@ -80,7 +80,9 @@ class OutboxWorker:
             log.warning("outbox row %s (%s) dropped: %s", row.id, row.kind, exc)
             return
         try:
-            async with self._session.post(delivery.url, json=delivery.body, headers=delivery.headers) as resp:
+            async with self._session.post(
+                delivery.url, json=delivery.body, headers=delivery.headers, allow_redirects=False
+            ) as resp:
                 ok = 200 <= resp.status < 300
                 error = None if ok else f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -12,11 +12,19 @@ import logging
 import uuid
 from typing import Any
 
+from mesh.agent_admin import load_agents
 from mesh.events import Event
 from mesh.service import Mesh
 from mesh.store.postgres import PostgresStore
 
 log = logging.getLogger("airlock.replication")
+
+
+async def _reload_agents(mesh: Mesh) -> None:
+    try:
+        await load_agents(mesh)
+    except Exception:
+        log.exception("could not reload the downstream agents")
 
 
 async def link_replicas(mesh: Mesh, store: PostgresStore) -> None:
@@ -44,6 +52,10 @@ async def link_replicas(mesh: Mesh, store: PostgresStore) -> None:
         )
         if event.kind == "policies.changed":
             mesh.policies_changed(event.tenant, broadcast=False)
+        elif event.kind == "agents.changed":
+            reload = asyncio.create_task(_reload_agents(mesh))
+            pending.add(reload)
+            reload.add_done_callback(pending.discard)
         mesh.events.publish(event, relay=False)
 
     mesh.events.relay = relay

@@ -7,6 +7,7 @@ JSON-RPC error in an HTTP 200 body with the request id echoed (401 only for a mi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from mesh import jsonrpc as rpc
 from mesh.auth import ANONYMOUS, AuthError, Principal, TokenVerifier
 from mesh.card import agent_card
 from mesh.models import MessageSendParams, TaskIdParams, TaskQueryParams
+from mesh.push import delivery_ctx
 from mesh.service import Mesh
 
 log = logging.getLogger("airlock.mesh.http")
@@ -29,6 +31,7 @@ PUBLIC_URL_KEY = web.AppKey("public_url", str)
 Handler = Callable[[Mesh, Principal, dict[str, Any]], Awaitable[Any]]
 StreamHandler = Callable[[Mesh, Principal, dict[str, Any]], AsyncIterator[Any]]
 MAX_BODY = 1024 * 1024
+KEEPALIVE_S = 15.0
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -84,23 +87,47 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 async def stream_response(request: web.Request, request_id: rpc.Id, events: AsyncIterator[Any]) -> web.StreamResponse:
     """Send each result as one SSE event, then close. An error (before or during) is the last event.
-    A client that goes away stops only its stream, never the task (the handler runs the work apart)."""
+
+    A client that goes away stops only its stream, never the task (the handler runs the work apart).
+    While nothing happens a comment line goes out every ``KEEPALIVE_S``, so a stream whose client left
+    (a held task can wait for hours) notices and ends instead of lingering.
+    """
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    try:
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    async def pump() -> None:
         try:
             async for result in events:
-                await resp.write(_sse(rpc.result_response(request_id, result)))
+                await queue.put(("result", result))
         except rpc.RpcError as exc:
-            await resp.write(_sse(rpc.error_response(request_id, exc)))
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+            await queue.put(("error", exc))
         except Exception:
             log.exception("internal error in a JSON-RPC stream")
-            await resp.write(_sse(rpc.error_response(request_id, rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error"))))
+            await queue.put(("error", rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error")))
+        await queue.put(("end", None))
+
+    producer = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                kind, item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                await resp.write(b": keep-alive\n\n")
+                continue
+            if kind == "end":
+                break
+            if kind == "error":
+                await resp.write(_sse(rpc.error_response(request_id, item)))
+            else:
+                await resp.write(_sse(rpc.result_response(request_id, item)))
         await resp.write_eof()
-    except ConnectionResetError:
+    except (ConnectionResetError, ConnectionError):
         pass
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
     return resp
 
 
@@ -167,6 +194,7 @@ def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str)
     app.router.add_get("/.well-known/agent-card.json", handle_card)
     app.router.add_get("/.well-known/agent.json", handle_card)
     app.router.add_get("/healthz", handle_health)
+    app.cleanup_ctx.append(delivery_ctx(mesh))
     return app
 
 

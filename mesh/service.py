@@ -22,6 +22,7 @@ from mesh.auth import Principal
 from mesh.events import Event, EventBus
 from mesh.models import TERMINAL_STATES, Message, MessageSendParams, TaskState, new_id
 from mesh.policy import Action, CompiledPolicies, Decision, Enforcement, Policy, compile_policies
+from mesh.push import config_from_send, state_hook
 from mesh.resolve import ResolvePath
 from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord, Tx, iso
 from mesh.taskstate import allow_parts, set_state, text_parts
@@ -40,6 +41,8 @@ class MeshConfig:
     approval_timeout_s: int = 3600
     callback_key: bytes = b""
     gateway_url: str = "http://127.0.0.1:8081"
+    agent_timeout_s: float = 30.0  # how long a downstream agent may take to answer
+    push_allow_private: bool = False
 
     def __post_init__(self) -> None:
         if not self.callback_key:
@@ -61,7 +64,7 @@ class Mesh(ResolvePath, PolicyAdmin):
         self.events = events or EventBus()
         self.clock = clock
         self._compiled: dict[str, CompiledPolicies] = {}
-        self.state_hooks: list[StateHook] = []
+        self.state_hooks: list[StateHook] = [state_hook(self)]
 
     # ---------------------------------------------------------------- policies
 
@@ -81,7 +84,10 @@ class Mesh(ResolvePath, PolicyAdmin):
 
     # ---------------------------------------------------------------- A2A operations
 
-    async def send_message(self, principal: Principal, params: MessageSendParams) -> dict[str, Any]:
+    async def send_message(
+        self, principal: Principal, params: MessageSendParams, *, task_id: str | None = None
+    ) -> dict[str, Any]:
+        """``task_id`` names a new task (a stream announces it before the turn runs); follow-ups ignore it."""
         message = params.message
         now = self.clock()
         new = not message.task_id
@@ -98,10 +104,11 @@ class Mesh(ResolvePath, PolicyAdmin):
             message.context_id = task.context_id
             pending = await self.store.latest_approval(task.id)
             if pending is not None and pending.status == PENDING:
-                return await self._note_while_held(task, message, now)
+                async with config_from_send(self, task, params, new=False):
+                    return await self._note_while_held(task, message, now)
         else:
             task = TaskRecord(
-                id=new_id(),
+                id=task_id or new_id(),
                 tenant=principal.tenant,
                 context_id=message.context_id or new_id(),
                 state=TaskState.SUBMITTED,
@@ -114,7 +121,8 @@ class Mesh(ResolvePath, PolicyAdmin):
             )
             message.task_id = task.id
             message.context_id = task.context_id
-        return await self._turn(principal, task, message, params, now, new=new)
+        async with config_from_send(self, task, params, new=new):
+            return await self._turn(principal, task, message, params, now, new=new)
 
     async def get_task(self, principal: Principal, task_id: str, history_length: int | None) -> dict[str, Any]:
         task = await self.store.get_task(principal.tenant, task_id)
@@ -123,6 +131,26 @@ class Mesh(ResolvePath, PolicyAdmin):
         if history_length == 0:
             return task.to_wire()
         return task.to_wire(await self.store.get_history(task.id, history_length))
+
+    async def list_tasks(
+        self,
+        principal: Principal,
+        *,
+        context_id: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        history_length: int | None = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The tenant's tasks, newest first, and how many match; history as in :meth:`get_task`."""
+        records, total = await self.store.list_tasks(
+            principal.tenant, context_id=context_id, state=state, limit=limit, offset=offset
+        )
+        tasks = []
+        for task in records:
+            history = None if history_length == 0 else await self.store.get_history(task.id, history_length)
+            tasks.append(task.to_wire(history))
+        return tasks, total
 
     async def cancel_task(self, principal: Principal, task_id: str) -> dict[str, Any]:
         task = await self.store.get_task(principal.tenant, task_id)
@@ -158,19 +186,36 @@ class Mesh(ResolvePath, PolicyAdmin):
                 tenant=task.tenant, kind="task.canceled", actor=principal.sub, subject=task.id, detail={}, now=now
             )
         self._publish("task.updated", task)
+        await self._agent_canceled(principal, task)
         return task.to_wire()
+
+    async def _agent_canceled(self, principal: Principal, task: TaskRecord) -> None:
+        """Tell the task's agent (a downstream agent forwards the cancel); its failure never fails the cancel."""
+        agent = self.agents.get(task.agent or "")
+        if agent is None:
+            return
+        ctx = TurnContext(task.id, task.context_id, task.tenant, principal.sub, dict(task.metadata))
+        try:
+            await agent.cancel(ctx)
+        except Exception:
+            log.exception("agent %s failed to take the cancel of task %s", agent.name, task.id)
 
     # ---------------------------------------------------------------- a turn
 
-    def _route(self, principal: Principal, message: Message, params: MessageSendParams) -> Agent | None:
-        """The agent a message goes to: named in metadata, else none for a guard's tool call, else the
-        default agent."""
+    def _route(
+        self, principal: Principal, message: Message, params: MessageSendParams, task: TaskRecord | None = None
+    ) -> Agent | None:
+        """The agent a message goes to: named in metadata, else the task's agent when it continues its
+        tasks, else none for a guard's tool call, else the default agent."""
         named = (message.metadata or {}).get("agent") or (params.metadata or {}).get("agent")
         if named is not None:
             agent = self.agents.get(str(named))
             if agent is None:
                 raise rpc.RpcError(rpc.INVALID_PARAMS, f"Invalid params: no agent named {named!r}")
             return agent
+        current = self.agents.get(task.agent) if task is not None and task.agent else None
+        if current is not None and current.continues_tasks:
+            return current
         if tool_call(message) is not None:
             return None
         if self.agents.default is None:
@@ -191,7 +236,7 @@ class Mesh(ResolvePath, PolicyAdmin):
         *,
         new: bool,
     ) -> dict[str, Any]:
-        agent = self._route(principal, message, params)
+        agent = self._route(principal, message, params, task)
         ctx = TurnContext(
             task_id=task.id,
             context_id=task.context_id,
@@ -327,6 +372,7 @@ class Mesh(ResolvePath, PolicyAdmin):
         task.metadata = {
             **task.metadata,
             "airlock": {
+                **(task.metadata.get("airlock") or {}),
                 "approvalId": approval_id,
                 "policy": policy.name,
                 "expiresAt": iso(approval.expires_at),

@@ -116,9 +116,16 @@ class start_airlock:
     """Start both apps on a store in ``home``; reusable to show a restart keeps state."""
 
     def __init__(
-        self, home: Path, *, timeout_s: int = 3600, clock: Callable[[], float] | None = None, auth: bool = True
+        self,
+        home: Path,
+        *,
+        timeout_s: int = 3600,
+        clock: Callable[[], float] | None = None,
+        auth: bool = True,
+        push_allow_private: bool = True,
     ) -> None:
         self.home, self.timeout_s, self.clock, self.auth = home, timeout_s, clock, auth
+        self.push_allow_private = push_allow_private
 
     async def __aenter__(self) -> Airlock:
         import time
@@ -129,7 +136,9 @@ class start_airlock:
         self.demo = StagingDbAgent(self.home / "staging.db")
         self.agents.add(self.demo, default=True)
         await self.agents.start()
-        config = MeshConfig(approval_timeout_s=self.timeout_s, callback_key=b"k" * 32)
+        config = MeshConfig(
+            approval_timeout_s=self.timeout_s, callback_key=b"k" * 32, push_allow_private=self.push_allow_private
+        )
         mesh = Mesh(self.store, config, self.agents, clock=self.clock or time.time)
         verifier = TokenVerifier(secret=SECRET) if self.auth else None
         self.mesh_client = TestClient(TestServer(create_mesh_app(mesh, verifier, "http://127.0.0.1:8080")))

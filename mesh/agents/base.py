@@ -58,6 +58,7 @@ class Execution:
 class Agent(ABC):
     name: str
     description: str = ""
+    continues_tasks: bool = False  # follow-ups on its tasks stay with it unless they name another agent
 
     def skills(self) -> list[dict[str, Any]]:
         return []
@@ -74,6 +75,9 @@ class Agent(ABC):
     @abstractmethod
     async def execute(self, execution: Execution, ctx: TurnContext) -> Reply: ...
 
+    async def cancel(self, ctx: TurnContext) -> None:
+        """The mesh canceled a task this agent worked on (best effort; called after the commit)."""
+
 
 def text_reply(state: TaskState, text: str, artifacts: list[dict[str, Any]] | None = None) -> Reply:
     return Reply(state=state, parts=[{"kind": "text", "text": text}], artifacts=artifacts or [])
@@ -84,10 +88,17 @@ class AgentRegistry:
         self._agents: dict[str, Agent] = {}
         self.default: str | None = None
 
-    def add(self, agent: Agent, *, default: bool = False) -> None:
+    def add(self, agent: Agent, *, default: bool | None = None) -> None:
+        """``default``: True makes it the default agent, None only when there is none yet, False never."""
         self._agents[agent.name] = agent
-        if default or self.default is None:
+        if default or (default is None and self.default is None):
             self.default = agent.name
+
+    def remove(self, name: str) -> Agent | None:
+        agent = self._agents.pop(name, None)
+        if self.default == name:
+            self.default = None
+        return agent
 
     def get(self, name: str) -> Agent | None:
         return self._agents.get(name)

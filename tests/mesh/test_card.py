@@ -24,8 +24,8 @@ async def test_card_fields(airlock: Airlock, path: str) -> None:
     assert url.scheme in ("http", "https") and url.netloc
     assert card["name"] and card["description"] and card["version"]
     caps = card["capabilities"]
-    assert caps["streaming"] is False
-    assert caps["pushNotifications"] is False
+    assert caps["streaming"] is True
+    assert caps["pushNotifications"] is True
     skill_ids = [s["id"] for s in card["skills"]]
     assert "bulk_delete_expired" in skill_ids
     for skill in card["skills"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import Airlock, bearer, guide_message, make_token
@@ -289,18 +290,31 @@ async def test_bad_arguments_to_a_named_agent_are_not_an_internal_error(airlock:
         "tasks/pushNotificationConfig/delete",
     ],
 )
-async def test_push_methods_answer_push_not_supported(airlock: Airlock, method: str) -> None:
+async def test_push_methods_on_an_unknown_task_answer_task_not_found(airlock: Airlock, method: str) -> None:
     card = await (await airlock.mesh_client.get("/.well-known/agent-card.json")).json()
-    assert card["capabilities"]["pushNotifications"] is False
-    params = {"taskId": "t", "pushNotificationConfig": {"url": "http://127.0.0.1:9/hook"}}
+    assert card["capabilities"]["pushNotifications"] is True
+    params = {
+        "taskId": "t",
+        "id": "t",
+        "pushNotificationConfigId": "c",
+        "pushNotificationConfig": {"url": "http://127.0.0.1:9/hook"},
+    }
     err = await rpc_error(airlock, {"jsonrpc": "2.0", "id": "p", "method": method, "params": params}, expect_id="p")
-    assert err["code"] == -32003
+    assert err["code"] == -32001
 
 
 @pytest.mark.parametrize("method", ["message/stream", "tasks/resubscribe"])
-async def test_stream_methods_answer_unsupported(airlock: Airlock, method: str) -> None:
+async def test_stream_methods_are_declared_and_answer_as_event_streams(airlock: Airlock, method: str) -> None:
     card = await (await airlock.mesh_client.get("/.well-known/agent-card.json")).json()
-    assert card["capabilities"]["streaming"] is False
+    assert card["capabilities"]["streaming"] is True
     body = {"jsonrpc": "2.0", "id": "s", "method": method, "params": guide_message("hi")["params"]}
-    err = await rpc_error(airlock, body, expect_id="s")
-    assert err["code"] == -32004
+    resp = await airlock.mesh_client.post("/", json=body, headers=bearer())
+    assert resp.status == 200
+    assert resp.content_type == "text/event-stream"
+    events = [orjson.loads(line[len("data: ") :]) for line in (await resp.text()).splitlines() if line]
+    assert events and all(e["id"] == "s" and e["jsonrpc"] == "2.0" for e in events)
+    if method == "message/stream":
+        assert events[0]["result"]["kind"] == "task"
+        assert events[-1]["result"]["status"]["state"] == "input-required"
+    else:  # no task id in a message's params: a bad request, answered as the stream's one event
+        assert [e["error"]["code"] for e in events] == [-32602]

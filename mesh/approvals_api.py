@@ -1,0 +1,213 @@
+"""The approvals API's operations (the ``/v1/approvals`` surface) over the one approval model.
+
+An approval created here is a guard hold like any other: a task in ``input-required`` with its Form,
+listed by ``/messages/pending`` too, resolved through the one resolve path. Run grants and persisted
+rules are how people say "yes to this again" without approving each call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from mesh.auth import Principal
+from mesh.errors import Conflict, Forbidden, InvalidInput, Unavailable
+from mesh.models import TaskState, new_id
+from mesh.policy import Action, Decision, Enforcement, Policy, ScopeType
+from mesh.policy.builtin_plugins import call_paths, exec_command
+from mesh.resolve import ResolveRequest
+from mesh.store import PENDING, ApprovalRecord, TaskRecord, iso
+from mesh.store.base import RunGrant
+from mesh.taskstate import allow_parts, set_state
+
+if TYPE_CHECKING:
+    from mesh.service import Mesh
+
+API_POLICY = "approvals-api"
+CREATE_FIELDS = {"tool", "agent", "message", "command", "path", "run_id"}
+PERSIST_PRIORITY = 1_000_000  # above ordinary policies: a person's "always allow this exact call"
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = 10_000) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidInput(f"{name} is required", field=name)
+        return None
+    if not isinstance(value, str) or (required and not value) or len(value) > limit:
+        raise InvalidInput(f"{name} must be a string of at most {limit} characters", field=name)
+    return value
+
+
+def approval_public(approval: ApprovalRecord) -> dict[str, Any]:
+    """The approvals API's view of an approval (the same row ``/messages/pending`` lists)."""
+    arguments = approval.action.get("arguments") or {}
+    paths = call_paths(arguments)
+    out: dict[str, Any] = {
+        "id": approval.id,
+        "task_id": approval.task_id,
+        "kind": approval.kind,
+        "tool": approval.tool,
+        "command": exec_command(arguments),
+        "path": paths[0] if paths else None,
+        "agent": approval.action.get("agent"),
+        "session": approval.session_id,
+        "run_id": approval.run_id,
+        "message": approval.user_input,
+        "policy": approval.policy,
+        "status": approval.status,
+        "created_at": iso(approval.created_at),
+        "expires_at": iso(approval.expires_at),
+    }
+    if approval.status != PENDING:
+        out["resolved_at"] = iso(approval.resolved_at)
+        out["resolved_by"] = approval.resolved_by
+    return out
+
+
+def persist_rule_name(approval: ApprovalRecord) -> str:
+    return f"auto-allow-{hashlib.sha256((approval.fingerprint or approval.id).encode()).hexdigest()[:16]}"
+
+
+class ApprovalsApi:
+    """Mixed into :class:`mesh.service.Mesh`."""
+
+    async def create_approval(self: Mesh, principal: Principal, body: Any) -> tuple[bool, dict[str, Any]]:  # type: ignore[misc]
+        """Queue a tool call for review. Returns (created, answer): created False when a run grant
+        approved it on the spot."""
+        if not isinstance(body, dict):
+            raise InvalidInput("request body must be a JSON object")
+        unknown = sorted(set(body) - CREATE_FIELDS)
+        if unknown:
+            raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        tool = _text(body, "tool", required=True, limit=200)
+        agent = _text(body, "agent", required=True, limit=200)
+        message = _text(body, "message") or ""
+        command, path, run_id = _text(body, "command"), _text(body, "path"), _text(body, "run_id", limit=200)
+        assert tool is not None and agent is not None
+        arguments: dict[str, Any] = {}
+        if command is not None:
+            arguments["command"] = command
+        if path is not None:
+            arguments["path"] = path
+        action = Action(agent=agent, tool=tool, arguments=arguments, text=message, context={"run_id": run_id})
+        now = self.clock()
+        task = TaskRecord(
+            id=new_id(), tenant=principal.tenant, context_id=run_id or new_id(), state=TaskState.SUBMITTED,
+            owner=principal.sub, owner_roles=sorted(principal.roles), agent="guard", status={},
+            created_at=now, updated_at=now,
+        )
+        user_msg = {
+            "kind": "message", "role": "user", "messageId": new_id(), "taskId": task.id,
+            "contextId": task.context_id,
+            "parts": [{"kind": "text", "text": message}, {"kind": "data", "data": {"tool": tool,
+                                                                                 "arguments": arguments}}],
+        }
+        if run_id is not None:
+            grant = await self.store.active_grant(principal.tenant, agent, run_id, now)
+            if grant is not None:
+                return False, await self._approve_by_grant(principal, task, user_msg, action, grant, now)
+        _, total = await self.store.list_pending(principal.tenant, session_id=None, now=now, limit=1, offset=0)
+        if total >= self.config.max_pending:
+            raise Unavailable(f"the approval queue is full ({self.config.max_pending} pending)")
+        policy = Policy(tenant=principal.tenant, name=API_POLICY, scope_type=ScopeType.TOOL,
+                        enforcement=Enforcement.REQUIRE_APPROVAL, plugin="always", config={})
+        decision = Decision(enforcement=Enforcement.REQUIRE_APPROVAL, policy=policy, reason=message)
+        wire = await self._hold(principal, task, user_msg, action, decision, now, new=True, run_id=run_id)
+        approval_id = wire["metadata"]["airlock"]["approvalId"]
+        return True, {"id": approval_id, "task_id": task.id, "status": "pending",
+                      "expires_at": wire["metadata"]["airlock"]["expiresAt"]}
+
+    async def _approve_by_grant(  # type: ignore[misc]
+        self: Mesh, principal: Principal, task: TaskRecord, user_msg: dict[str, Any], action: Action,
+        grant: RunGrant, now: float,
+    ) -> dict[str, Any]:
+        """A run a person bulk-approved: the call is approved at creation, and the audit trail says why."""
+        from mesh.service import action_to_dict
+
+        approval_id = new_id()
+        note = f"approved by the run grant {grant.run_id} that {grant.granted_by} opened"
+        status_msg = set_state(task, TaskState.COMPLETED, allow_parts(action.tool, grant=grant.run_id), now)
+        task.metadata = {"airlock": {"approvalId": approval_id, "policy": API_POLICY}}
+        approval = ApprovalRecord(
+            id=approval_id, task_id=task.id, tenant=task.tenant, kind="approval", status="approved",
+            policy=API_POLICY, tool=action.tool, action=action_to_dict(action), form={}, requested_by=principal.sub,
+            requester_roles=sorted(principal.roles), session_id=task.context_id, user_input=action.text,
+            channels=[], token_hash=None, fingerprint=action.fingerprint(), expires_at=now, created_at=now,
+            updated_at=now, run_id=grant.run_id, resolved_at=now, resolved_by=f"grant:{grant.granted_by}",
+            surface="run-grant", values={"decision": "approve"}, reason=note,
+        )
+        async with self.store.transaction() as tx:
+            await tx.insert_task(task)
+            await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
+            await tx.insert_approval(approval)
+            await self._state_written(tx, task)
+            await tx.audit(tenant=task.tenant, kind="grant.used", actor=grant.granted_by, subject=approval_id,
+                           detail={"run_id": grant.run_id, "agent": action.agent, "tool": action.tool}, now=now)
+            await self._log(tx, "approval.resolved", task, now, approval_id=approval_id, status="approved")
+        self._publish("approval.resolved", task, approval_id=approval_id, status="approved")
+        return {"id": approval_id, "task_id": task.id, "status": "approved", "message": note}
+
+    async def persist_rule(self: Mesh, approval: ApprovalRecord, actor: str) -> dict[str, Any]:  # type: ignore[misc]
+        """Allow the identical call from now on: an ``exact_call`` policy (tool plus exact command or path)."""
+        arguments = approval.action.get("arguments") or {}
+        config: dict[str, Any] = {"tool": approval.tool}
+        command, paths = exec_command(arguments), call_paths(arguments)
+        if command is not None:
+            config["command"] = command
+        elif len(paths) == 1:
+            config["path"] = paths[0]
+        else:
+            raise InvalidInput("persist needs a call with one exact command or path", field="persist")
+        name = persist_rule_name(approval)
+        body = {
+            "name": name,
+            "description": f"Allowed from now on by {actor} (approval {approval.id})",
+            "scope_type": "tool",
+            "enforcement": "allow",
+            "priority": PERSIST_PRIORITY,
+            "evaluator": {"plugin": "exact_call", "config": config},
+        }
+        if await self.store.get_policy(approval.tenant, name) is None:
+            try:
+                await self.create_policy(approval.tenant, actor, body)
+            except Conflict:
+                pass  # the same rule, written concurrently: persisted either way
+        return body
+
+    async def bulk_resolve(  # type: ignore[misc]
+        self: Mesh, principal: Principal, run_id: Any, action: Any, resolved_by: Any, ids: Any
+    ) -> list[str]:
+        if not isinstance(run_id, str) or not run_id:
+            raise InvalidInput("run_id is required", field="run_id")
+        if action not in ("approve", "deny"):
+            raise InvalidInput('action must be "approve" or "deny"', field="action")
+        if resolved_by is not None and not isinstance(resolved_by, str):
+            raise InvalidInput("resolved_by must be a string", field="resolved_by")
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+            raise InvalidInput("ids must be a list of approval ids", field="ids")
+        if not principal.can_resolve:
+            raise Forbidden("resolving needs the approver or admin role")
+        now = self.clock()
+        pending, _ = await self.store.list_pending(principal.tenant, session_id=None, now=now, limit=10_000,
+                                                    offset=0, run_id=run_id)
+        if ids is not None and set(ids) != {a.id for a in pending}:
+            raise Conflict("the run's pending approvals changed since they were reviewed; review them again")
+        resolved: list[str] = []
+        for approval in pending:
+            try:
+                await self.resolve(ResolveRequest(ref=approval.id, resolution={"decision": action}, surface="bulk",
+                                                  principal=principal, resolved_by=resolved_by or "api"))
+            except (Conflict, Forbidden):
+                continue  # someone else got there first, or this caller asked for it itself
+            resolved.append(approval.id)
+        if action == "approve":
+            agents = sorted({a.action.get("agent") or "" for a in pending} or set())
+            async with self.store.transaction() as tx:
+                for agent in agents:
+                    grant = RunGrant(tenant=principal.tenant, agent=agent, run_id=run_id, granted_by=principal.sub,
+                                     expires_at=now + self.config.approval_timeout_s, created_at=now)
+                    await tx.put_run_grant(grant)
+                    await tx.audit(tenant=principal.tenant, kind="grant.opened", actor=principal.sub, subject=run_id,
+                                   detail={"agent": agent, "expires_at": iso(grant.expires_at)}, now=now)
+        return resolved
