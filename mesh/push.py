@@ -181,9 +181,10 @@ async def set_config(mesh: Mesh, principal: Principal, task_id: str, config: Pus
 
 
 async def get_config(mesh: Mesh, principal: Principal, task_id: str, config_id: str | None) -> dict[str, Any]:
-    """One config of a task: by id, or the first one when no id is given."""
+    """One config of a task: by id; the first one when no id is given or none has that id (what the
+    reference server answers, and what clients that ask for a placeholder id such as "default" expect)."""
     configs = await _configs(mesh, await _task(mesh, principal, task_id))
-    found = next((c for c in configs if config_id is None or c.id == config_id), None)
+    found = next((c for c in configs if c.id == config_id), configs[0] if configs else None)
     if found is None:
         which = f"{config_id!r}" if config_id is not None else "set"
         raise rpc.RpcError(

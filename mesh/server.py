@@ -61,25 +61,6 @@ METHODS: dict[str, Handler] = {
 STREAM_METHODS: dict[str, StreamHandler] = {}
 """Methods answered as Server-Sent Events: the handler yields JSON-RPC results, one per ``data:`` line."""
 
-# A2A methods this server knows; until their module registers them they answer the spec's own error.
-PUSH_METHODS = frozenset(
-    {
-        "tasks/pushNotificationConfig/set",
-        "tasks/pushNotificationConfig/get",
-        "tasks/pushNotificationConfig/list",
-        "tasks/pushNotificationConfig/delete",
-    }
-)
-STREAMING = frozenset({"message/stream", "tasks/resubscribe"})
-
-
-def _unsupported(method: str) -> rpc.RpcError | None:
-    if method in PUSH_METHODS:
-        return rpc.RpcError(rpc.PUSH_NOT_SUPPORTED, "Push Notification is not supported")
-    if method in STREAMING:
-        return rpc.RpcError(rpc.UNSUPPORTED_OPERATION, f"This operation is not supported: {method} (no streaming)")
-    return None
-
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
@@ -153,7 +134,7 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
             return await stream_response(request, request_id, streamer(request.app[MESH_KEY], principal, params))
         handler = METHODS.get(method)
         if handler is None:
-            raise _unsupported(method) or rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
+            raise rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
         result = await handler(request.app[MESH_KEY], principal, params)
     except rpc.RpcError as exc:
         return _json(rpc.error_response(request_id, exc))
