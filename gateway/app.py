@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import openapi, routes_admin, routes_agents, routes_messages
+from gateway import openapi, routes_admin, routes_agents, routes_approvals, routes_messages, routes_observe
 from gateway.errors import errors_middleware, json_response
-from gateway.keys import MESH, VERIFIER
+from gateway.keys import MESH, SIGNING_KEY, VERIFIER
 from gateway.notify import notifier_ctx
 from mesh.auth import TokenVerifier
+from mesh.metrics import latency_middleware
 from mesh.service import Mesh
 
 MAX_BODY = 1024 * 1024
@@ -19,15 +20,20 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
 
-def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notifications: bool = True) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+def create_gateway_app(
+    mesh: Mesh, verifier: TokenVerifier | None, *, notifications: bool = True, signing_key: bytes | None = None
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[latency_middleware("gateway"), errors_middleware])
     app[MESH] = mesh
     app[VERIFIER] = verifier
+    app[SIGNING_KEY] = signing_key
     app.add_routes(routes_messages.routes)
     app.add_routes(routes_admin.routes)
     app.add_routes(routes_agents.routes)
+    app.add_routes(routes_approvals.routes)
+    routes_observe.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi.openapi)
     if notifications:
-        app.cleanup_ctx.append(notifier_ctx)
+        app.cleanup_ctx.append(notifier_ctx(signing_key))
     return app

@@ -1,4 +1,5 @@
-"""The ``airlock`` command: ``serve`` runs the mesh and the gateway; ``token`` prints a JWT.
+"""The ``airlock`` command: ``serve`` runs the mesh and the gateway; ``token`` prints a JWT; ``approvals``
+and ``audit`` (:mod:`gateway.cli_client`) list and resolve approvals and check the audit trail.
 
 Every ``serve`` option also reads an ``AIRLOCK_*`` environment variable (the flag wins).
 """
@@ -112,6 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_flag("PUSH_ALLOW_PRIVATE"),
         help="let push notifications go to private, loopback and link-local addresses (development only)",
     )
+    serve.add_argument(
+        "--sign",
+        action="store_true",
+        default=env_flag("SIGN"),
+        help="give every held approval signed approve/deny links (key made once in $AIRLOCK_HOME/signing.key)",
+    )
+    serve.add_argument("--signing-key", type=Path, default=env("SIGNING_KEY"), help="key file for signed links")
+    serve.add_argument(
+        "--max-pending",
+        type=int,
+        default=int(env("MAX_PENDING", "10000") or 10000),
+        help="the approvals API answers 503 past this many pending approvals (default 10000)",
+    )
     serve.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
 
     token = sub.add_parser("token", help="print a JWT that a server on the same AIRLOCK_HOME accepts")
@@ -124,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--jwt-secret", default=env("JWT_SECRET"))
     token.add_argument("--audience", default=env("JWT_AUDIENCE"))
     token.add_argument("--issuer", default=env("JWT_ISSUER"))
+    from gateway.cli_client import add_commands
+
+    add_commands(sub, env, home)
     return parser
 
 
@@ -153,6 +170,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(args))
     except KeyboardInterrupt:
         pass
+    except (ValueError, RuntimeError, OSError) as exc:  # bad settings, a taken port, a newer schema
+        print(f"airlock serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -160,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "token":
         return cmd_token(args)
+    if args.command in ("approvals", "audit"):
+        from gateway.cli_client import run
+
+        return run(args, home)
     return cmd_serve(args)
 
 

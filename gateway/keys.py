@@ -9,3 +9,4 @@ from mesh.service import Mesh
 
 MESH = web.AppKey("mesh", Mesh)
 VERIFIER = web.AppKey("verifier", TokenVerifier | None)
+SIGNING_KEY = web.AppKey("signing_key", bytes | None)  # set when approvals get signed links (--sign)

@@ -5,42 +5,57 @@ The callback token is derived at send time from the server key — the outbox ne
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from gateway.keys import MESH
-from mesh.outbox import Delivery, OutboxWorker, Undeliverable, running
+from gateway.signing import signed_link
+from mesh.outbox import Builder, Delivery, OutboxWorker, Undeliverable, running
 from mesh.service import Mesh
 from mesh.store import OutboxRecord, iso
 from mesh.tokens import callback_token
 
 
-async def build_notification(mesh: Mesh, row: OutboxRecord) -> Delivery:
-    data = row.payload
-    approval = await mesh.store.get_approval(data["approval_id"])
-    channel = await mesh.store.get_channel(data["tenant"], data["channel"])
-    if approval is None or channel is None:
-        raise Undeliverable("approval or channel gone")
-    body = {
-        "event": data["event"],
-        "message_id": approval.task_id,
-        "approval_id": approval.id,
-        "tenant_id": approval.tenant,
-        "session_id": approval.session_id,
-        "policy": approval.policy,
-        "tool": approval.tool,
-        "user_input": approval.user_input,
-        "form": approval.form,
-        "expires_at": iso(approval.expires_at),
-        "resolve_url": f"{mesh.config.gateway_url}/messages/{approval.task_id}/resolve",
-        "callback_token": callback_token(mesh.config.callback_key, approval.id),
-    }
-    return Delivery(url=channel.config["url"], body=body)
+def notification_builder(signing_key: bytes | None) -> Builder:
+    """Builds approval notifications; with a signing key they also carry one-click approve/deny links."""
+
+    async def build(mesh: Mesh, row: OutboxRecord) -> Delivery:
+        data = row.payload
+        approval = await mesh.store.get_approval(data["approval_id"])
+        channel = await mesh.store.get_channel(data["tenant"], data["channel"])
+        if approval is None or channel is None:
+            raise Undeliverable("approval or channel gone")
+        body = {
+            "event": data["event"],
+            "message_id": approval.task_id,
+            "approval_id": approval.id,
+            "tenant_id": approval.tenant,
+            "session_id": approval.session_id,
+            "policy": approval.policy,
+            "tool": approval.tool,
+            "user_input": approval.user_input,
+            "form": approval.form,
+            "expires_at": iso(approval.expires_at),
+            "resolve_url": f"{mesh.config.gateway_url}/messages/{approval.task_id}/resolve",
+            "callback_token": callback_token(mesh.config.callback_key, approval.id),
+        }
+        if signing_key is not None and approval.kind == "approval":  # approve/deny means nothing to a form
+            exp = int(approval.expires_at)
+            body["approve_url"] = signed_link(mesh.config.gateway_url, signing_key, approval.id, "approve", exp)
+            body["deny_url"] = signed_link(mesh.config.gateway_url, signing_key, approval.id, "deny", exp)
+        return Delivery(url=channel.config["url"], body=body)
+
+    return build
 
 
-async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
+def notifier_ctx(signing_key: bytes | None = None) -> Callable[[web.Application], AsyncIterator[None]]:
     """``cleanup_ctx``: deliver approval notifications for the app's lifetime."""
-    worker = OutboxWorker(app[MESH], {"notify": build_notification}, wake_on=frozenset({"approval.created"}))
-    async with running(worker):
-        yield
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        builders = {"notify": notification_builder(signing_key)}
+        worker = OutboxWorker(app[MESH], builders, wake_on=frozenset({"approval.created"}))
+        async with running(worker):
+            yield
+
+    return ctx

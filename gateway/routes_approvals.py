@@ -13,12 +13,14 @@ from aiohttp import web
 from gateway.auth import bearer, require
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH, SIGNING_KEY
-from gateway.signing import DECISIONS, verify
-from mesh.approvals_api import approval_public
+from gateway.signing import verify
+from mesh.approvals_api import approval_public, persist_config
 from mesh.errors import Conflict, Gone, NotFound
 from mesh.resolve import ResolveRequest, find_approval
+from mesh.store import PENDING
 
 routes = web.RouteTableDef()
+LIST_LIMIT = 10_000
 
 
 @routes.get("/v1/approvals")
@@ -27,23 +29,31 @@ async def list_approvals(request: web.Request) -> web.Response:
     mesh = request.app[MESH]
     run_id = request.query.get("run_id") or None
     now = mesh.clock()
-    rows, _ = await mesh.store.list_pending(principal.tenant, session_id=None, now=now, limit=1000, offset=0,
-                                            run_id=run_id)
+    rows, _ = await mesh.store.list_pending(
+        principal.tenant, session_id=None, now=now, limit=LIST_LIMIT, offset=0, run_id=run_id
+    )
     groups = await mesh.store.run_groups(principal.tenant, now)
     if run_id is not None:
         groups = [g for g in groups if g[0] == run_id]
-    return json_response({
-        "approvals": [approval_public(a) for a in rows],
-        "run_groups": [{"run_id": rid, "count": len(ids), "ids": ids} for rid, ids in groups],
-    })
+    return json_response(
+        {
+            "approvals": [approval_public(a) for a in rows],
+            "run_groups": [{"run_id": rid, "count": len(ids), "ids": ids} for rid, ids in groups],
+        }
+    )
 
 
 @routes.get("/v1/approvals/{id}")
 async def get_approval(request: web.Request) -> web.Response:
     principal = require(request, "approver", "admin", "agent")
-    approval = await find_approval(request.app[MESH], request.match_info["id"])
+    mesh = request.app[MESH]
+    approval = await find_approval(mesh, request.match_info["id"])
     if approval is None or approval.tenant != principal.tenant:
         raise ApiError(404, f"no approval {request.match_info['id']}")
+    if approval.status == PENDING and approval.expires_at <= mesh.clock():
+        # its time passed before the sweeper got to it: never show it as still waiting
+        await mesh.expire(approval)
+        approval = await find_approval(mesh, approval.id) or approval
     return json_response(approval_public(approval))
 
 
@@ -61,7 +71,7 @@ def _signed(request: web.Request) -> tuple[str, int, str] | None:
         return None
     try:
         exp = int(q.get("exp", ""))
-    except ValueError:
+    except ValueError:  # also a number too long to convert
         raise ApiError(401, "the link's signature is not valid") from None
     return q.get("decision", ""), exp, q["sig"]
 
@@ -88,14 +98,25 @@ async def confirm_page(request: web.Request) -> web.Response:
     if approval is None:
         raise ApiError(404, f"no approval {approval_id}")
     verb = "Approve" if decision == "approve" else "Deny"
-    what = html.escape(f"{approval.tool or 'action'}: {approval.user_input}")
-    action = html.escape(str(request.rel_url))
+    public = approval_public(approval)
+    target = public["command"] or public["path"] or ""
+    what = html.escape(f"{approval.tool or 'action'} {target}".strip())
+    reason = html.escape(approval.user_input or "")
+    action = html.escape(str(request.rel_url), quote=True)
+    if approval.status == PENDING:
+        form = f"<form method='post' action='{action}'><button type='submit'>{verb}</button></form>"
+    else:
+        form = "<p>This approval is no longer waiting for a decision.</p>"
     body = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Airlock approval</title></head><body>"
-        f"<h1>{verb} this request?</h1><p>{what}</p><p>Status: {html.escape(approval.status)}</p>"
-        f"<form method='post' action='{action}'><button type='submit'>{verb}</button></form></body></html>"
+        "<!doctype html><html><head><meta charset='utf-8'><meta name='referrer' content='no-referrer'>"
+        "<title>Airlock approval</title></head><body>"
+        f"<h1>{verb} this request?</h1><p><code>{what}</code></p><p>{reason}</p>"
+        f"<p>Agent: {html.escape(str(public['agent'] or ''))}</p>"
+        f"<p>Status: {html.escape(approval.status)}</p>{form}</body></html>"
     )
-    return web.Response(text=body, content_type="text/html")
+    # the link is a credential: keep it out of caches and out of Referer headers
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    return web.Response(text=body, content_type="text/html", headers=headers)
 
 
 @routes.post("/v1/approvals/{id}/resolve")
@@ -105,16 +126,18 @@ async def resolve_approval(request: web.Request) -> web.Response:
     signed = _signed(request)
     if signed is not None:
         decision = _check_link(request, approval_id, signed)
-        raw = await request.read()
-        body: dict[str, Any] = {}
-        if raw.strip() and request.content_type == "application/json":
-            body = await read_object(request)
+        body = await _link_body(request)
+        if "persist" in request.query or body.get("persist") not in (None, False):
+            raise ApiError(400, "a signed link can never persist a rule", field="persist")
         if "approved" in body and body["approved"] != (decision == "approve"):
             raise ApiError(401, "the link's signature does not cover that decision")
-        if body.get("persist"):
-            raise ApiError(400, "a signed link can never persist a rule", field="persist")
-        req = ResolveRequest(ref=approval_id, resolution={"decision": decision}, surface="signed_link",
-                             preauthorized=True, resolved_by=_resolver(body) or "signed-link")
+        req = ResolveRequest(
+            ref=approval_id,
+            resolution={"decision": decision},
+            surface="signed_link",
+            preauthorized=True,
+            resolved_by=_resolver(body) or "signed-link",
+        )
         persist = False
     else:
         principal = bearer(request)
@@ -125,10 +148,21 @@ async def resolve_approval(request: web.Request) -> web.Response:
         persist = body.get("persist", False)
         if not isinstance(persist, bool):
             raise ApiError(400, "persist must be true or false", field="persist")
-        if persist and approved and not principal.is_admin:
+        persist = persist and approved  # a denial never writes a rule
+        if persist and not principal.is_admin:
             raise ApiError(403, "persisting a rule needs the admin role", field="persist")
-        req = ResolveRequest(ref=approval_id, resolution={"decision": "approve" if approved else "deny"},
-                             surface="api", principal=principal, resolved_by=_resolver(body) or "api")
+        req = ResolveRequest(
+            ref=approval_id,
+            resolution={"decision": "approve" if approved else "deny"},
+            surface="api",
+            principal=principal,
+            resolved_by=_resolver(body) or "api",
+        )
+        if persist:
+            # checked before resolving, so a call that cannot become a rule is not approved half-way
+            found = await find_approval(mesh, approval_id)
+            if found is not None and found.tenant == principal.tenant and persist_config(found) is None:
+                raise ApiError(400, "persist needs a tool call with one exact command or path", field="persist")
     try:
         outcome = await mesh.resolve(req)
     except Conflict as exc:
@@ -139,17 +173,35 @@ async def resolve_approval(request: web.Request) -> web.Response:
     if persist and outcome.decision == "approve":
         await mesh.persist_rule(outcome.approval, req.principal.sub if req.principal else "api")
         persisted = True
-    return json_response({"id": outcome.approval.id, "status": outcome.approval.status,
-                          "approved": outcome.decision == "approve", "persisted": persisted,
-                          "task_state": outcome.new_state})
+    return json_response(
+        {
+            "id": outcome.approval.id,
+            "status": outcome.approval.status,
+            "approved": outcome.decision == "approve",
+            "persisted": persisted,
+            "task_state": outcome.new_state,
+        }
+    )
+
+
+async def _link_body(request: web.Request) -> dict[str, Any]:
+    """A signed link's POST needs no body (the confirmation page's button sends an empty form); one may
+    carry ``resolved_by``, and is read only to refuse what a link cannot do."""
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            form = await request.post()
+        except ValueError:
+            raise ApiError(400, "request body could not be read") from None
+        return {k: v for k, v in form.items() if k in ("persist", "resolved_by") and isinstance(v, str)}
+    return await read_object(request, allow_empty=True)
 
 
 def _resolver(body: dict[str, Any]) -> str | None:
     value = body.get("resolved_by")
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > 200:
-        raise ApiError(400, "resolved_by must be a non-empty string", field="resolved_by")
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ApiError(400, "resolved_by must be a non-empty string of at most 200 characters", field="resolved_by")
     return value
 
 
@@ -157,9 +209,7 @@ def _resolver(body: dict[str, Any]) -> str | None:
 async def bulk_resolve(request: web.Request) -> web.Response:
     principal = bearer(request)
     body = await read_object(request)
-    ids = await request.app[MESH].bulk_resolve(principal, body.get("run_id"), body.get("action"),
-                                                body.get("resolved_by"), body.get("ids"))
+    ids = await request.app[MESH].bulk_resolve(
+        principal, body.get("run_id"), body.get("action"), body.get("resolved_by"), body.get("ids")
+    )
     return json_response({"resolved": len(ids), "ids": ids})
-
-
-__all__ = ["DECISIONS", "routes"]

@@ -14,16 +14,28 @@ from aiohttp import web
 from gateway.app import create_gateway_app
 from gateway.cli import home, jwt_secret
 from gateway.secrets_files import load_or_create_key
+from gateway.signing import check_key
 from mesh.agent_admin import load_agents
 from mesh.agents.base import AgentRegistry
 from mesh.agents.demo import StagingDbAgent
 from mesh.auth import TokenVerifier
+from mesh.replication import link_replicas
 from mesh.server import create_mesh_app
 from mesh.service import Mesh, MeshConfig
 from mesh.store import make_store
+from mesh.store.postgres import PostgresStore
 from mesh.sweeper import run_sweeper
 
 log = logging.getLogger("airlock")
+
+
+def signing_key(args: argparse.Namespace) -> bytes | None:
+    """The key for signed approval links: ``--signing-key FILE``, or made once in ``$AIRLOCK_HOME``."""
+    if args.signing_key:
+        return check_key(Path(args.signing_key).read_bytes().strip())
+    if args.sign:
+        return check_key(load_or_create_key(home() / "signing.key"))
+    return None
 
 
 def make_verifier(args: argparse.Namespace) -> TokenVerifier | None:
@@ -47,11 +59,13 @@ async def serve(args: argparse.Namespace) -> None:
         callback_key=load_or_create_key(airlock_home / "callback.key"),
         push_allow_private=args.push_allow_private,
         agent_timeout_s=args.agent_timeout,
+        max_pending=args.max_pending,
     )
     agents = AgentRegistry()
     if args.demo:
         agents.add(StagingDbAgent(airlock_home / "staging.db"), default=True)
     verifier = make_verifier(args)
+    link_key = signing_key(args)  # settings are checked before anything is opened
 
     await store.open()
     await agents.start()
@@ -62,13 +76,17 @@ async def serve(args: argparse.Namespace) -> None:
     recovered = await mesh.recover()
     if recovered:
         log.info("finished %d approved action(s) interrupted by the last stop", recovered)
+    if isinstance(store, PostgresStore):
+        await link_replicas(mesh, store)
+    roles: list[tuple[web.Application, int]] = []
+    if not args.gateway_only:
+        roles.append((create_mesh_app(mesh, verifier, mesh_url), args.mesh_port))
+    if not args.mesh_only:
+        roles.append((create_gateway_app(mesh, verifier, signing_key=link_key), args.gateway_port))
     runners: list[web.AppRunner] = []
     sweeper = asyncio.create_task(run_sweeper(mesh))
     try:
-        for app, port in (
-            (create_mesh_app(mesh, verifier, mesh_url), args.mesh_port),
-            (create_gateway_app(mesh, verifier), args.gateway_port),
-        ):
+        for app, port in roles:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, args.host, port).start()

@@ -12,6 +12,18 @@ import hmac
 from urllib.parse import urlencode
 
 DECISIONS = ("approve", "deny")
+MIN_KEY_BYTES = 16  # a shorter (or empty) key would let anyone forge links
+
+
+class SigningKeyError(ValueError):
+    """The configured signing key cannot be used."""
+
+
+def check_key(key: bytes) -> bytes:
+    """``key`` when it is long enough to sign links with; :class:`SigningKeyError` otherwise."""
+    if len(key) < MIN_KEY_BYTES:
+        raise SigningKeyError(f"the signing key must be at least {MIN_KEY_BYTES} bytes; got {len(key)}")
+    return key
 
 
 def signature(key: bytes, approval_id: str, decision: str, exp: int) -> str:
@@ -25,6 +37,7 @@ def signed_link(base_url: str, key: bytes, approval_id: str, decision: str, exp:
 
 
 def verify(key: bytes, approval_id: str, decision: str, exp: int, sig: str) -> bool:
-    if decision not in DECISIONS:
+    """True when ``sig`` is this key's signature of (approval, decision, exp); compared in constant time."""
+    if decision not in DECISIONS or not sig.isascii():
         return False
     return hmac.compare_digest(signature(key, approval_id, decision, exp), sig)

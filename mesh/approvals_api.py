@@ -11,7 +11,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from mesh.auth import Principal
-from mesh.errors import Conflict, Forbidden, InvalidInput, Unavailable
+from mesh.errors import Conflict, Forbidden, Gone, InvalidInput, Unavailable
 from mesh.models import TaskState, new_id
 from mesh.policy import Action, Decision, Enforcement, Policy, ScopeType
 from mesh.policy.builtin_plugins import call_paths, exec_command
@@ -29,13 +29,14 @@ PERSIST_PRIORITY = 1_000_000  # above ordinary policies: a person's "always allo
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = 10_000) -> str | None:
+    """A string field: absent (None) unless ``required``; when given, non-blank and at most ``limit`` long."""
     value = body.get(name)
     if value is None:
         if required:
             raise InvalidInput(f"{name} is required", field=name)
         return None
-    if not isinstance(value, str) or (required and not value) or len(value) > limit:
-        raise InvalidInput(f"{name} must be a string of at most {limit} characters", field=name)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise InvalidInput(f"{name} must be a non-empty string of at most {limit} characters", field=name)
     return value
 
 
@@ -65,6 +66,20 @@ def approval_public(approval: ApprovalRecord) -> dict[str, Any]:
     return out
 
 
+def persist_config(approval: ApprovalRecord) -> dict[str, Any] | None:
+    """The ``exact_call`` config that allows exactly this call again (tool plus its one command or path),
+    or None when the call has no such exact form (no tool, no command, several paths)."""
+    if approval.kind != "approval" or not approval.tool:
+        return None
+    arguments = approval.action.get("arguments") or {}
+    command, paths = exec_command(arguments), call_paths(arguments)
+    if command is not None:
+        return {"tool": approval.tool, "command": command}
+    if len(paths) == 1:
+        return {"tool": approval.tool, "path": paths[0]}
+    return None
+
+
 def persist_rule_name(approval: ApprovalRecord) -> str:
     return f"auto-allow-{hashlib.sha256((approval.fingerprint or approval.id).encode()).hexdigest()[:16]}"
 
@@ -82,7 +97,7 @@ class ApprovalsApi:
             raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
         tool = _text(body, "tool", required=True, limit=200)
         agent = _text(body, "agent", required=True, limit=200)
-        message = _text(body, "message") or ""
+        message = _text(body, "message", required=True) or ""
         command, path, run_id = _text(body, "command"), _text(body, "path"), _text(body, "run_id", limit=200)
         assert tool is not None and agent is not None
         arguments: dict[str, Any] = {}
@@ -93,72 +108,159 @@ class ApprovalsApi:
         action = Action(agent=agent, tool=tool, arguments=arguments, text=message, context={"run_id": run_id})
         now = self.clock()
         task = TaskRecord(
-            id=new_id(), tenant=principal.tenant, context_id=run_id or new_id(), state=TaskState.SUBMITTED,
-            owner=principal.sub, owner_roles=sorted(principal.roles), agent="guard", status={},
-            created_at=now, updated_at=now,
+            id=new_id(),
+            tenant=principal.tenant,
+            context_id=run_id or new_id(),
+            state=TaskState.SUBMITTED,
+            owner=principal.sub,
+            owner_roles=sorted(principal.roles),
+            agent="guard",
+            status={},
+            created_at=now,
+            updated_at=now,
         )
         user_msg = {
-            "kind": "message", "role": "user", "messageId": new_id(), "taskId": task.id,
+            "kind": "message",
+            "role": "user",
+            "messageId": new_id(),
+            "taskId": task.id,
             "contextId": task.context_id,
-            "parts": [{"kind": "text", "text": message}, {"kind": "data", "data": {"tool": tool,
-                                                                                 "arguments": arguments}}],
+            "parts": [
+                {"kind": "text", "text": message},
+                {"kind": "data", "data": {"tool": tool, "arguments": arguments}},
+            ],
         }
         if run_id is not None:
             grant = await self.store.active_grant(principal.tenant, agent, run_id, now)
             if grant is not None:
-                return False, await self._approve_by_grant(principal, task, user_msg, action, grant, now)
+                note = f"approved by the run grant {grant.run_id} that {grant.granted_by} opened"
+                return False, await self._approve_at_creation(
+                    principal,
+                    task,
+                    user_msg,
+                    action,
+                    now,
+                    by=f"grant:{grant.granted_by}",
+                    surface="run-grant",
+                    note=note,
+                    run_id=run_id,
+                    audit=("grant.used", grant.granted_by),
+                )
+        decision = (await self.policies(principal.tenant)).evaluate(action)
+        if decision.enforcement == Enforcement.ALLOW and decision.policy is not None:
+            note = f"allowed by policy {decision.policy.name}"
+            return False, await self._approve_at_creation(
+                principal,
+                task,
+                user_msg,
+                action,
+                now,
+                by=f"policy:{decision.policy.name}",
+                surface="policy",
+                note=note,
+                run_id=run_id,
+                audit=("policy.allowed", principal.sub),
+            )
         _, total = await self.store.list_pending(principal.tenant, session_id=None, now=now, limit=1, offset=0)
         if total >= self.config.max_pending:
             raise Unavailable(f"the approval queue is full ({self.config.max_pending} pending)")
-        policy = Policy(tenant=principal.tenant, name=API_POLICY, scope_type=ScopeType.TOOL,
-                        enforcement=Enforcement.REQUIRE_APPROVAL, plugin="always", config={})
+        policy = Policy(
+            tenant=principal.tenant,
+            name=API_POLICY,
+            scope_type=ScopeType.TOOL,
+            enforcement=Enforcement.REQUIRE_APPROVAL,
+            plugin="always",
+            config={},
+        )
         decision = Decision(enforcement=Enforcement.REQUIRE_APPROVAL, policy=policy, reason=message)
         wire = await self._hold(principal, task, user_msg, action, decision, now, new=True, run_id=run_id)
         approval_id = wire["metadata"]["airlock"]["approvalId"]
-        return True, {"id": approval_id, "task_id": task.id, "status": "pending",
-                      "expires_at": wire["metadata"]["airlock"]["expiresAt"]}
+        return True, {
+            "id": approval_id,
+            "task_id": task.id,
+            "status": "pending",
+            "expires_at": wire["metadata"]["airlock"]["expiresAt"],
+        }
 
-    async def _approve_by_grant(  # type: ignore[misc]
-        self: Mesh, principal: Principal, task: TaskRecord, user_msg: dict[str, Any], action: Action,
-        grant: RunGrant, now: float,
+    async def _approve_at_creation(  # type: ignore[misc]
+        self: Mesh,
+        principal: Principal,
+        task: TaskRecord,
+        user_msg: dict[str, Any],
+        action: Action,
+        now: float,
+        *,
+        by: str,
+        surface: str,
+        note: str,
+        run_id: str | None,
+        audit: tuple[str, str],
     ) -> dict[str, Any]:
-        """A run a person bulk-approved: the call is approved at creation, and the audit trail says why."""
+        """A call people already said yes to (a run grant, a persisted rule): approved on the spot, and
+        the audit trail says why."""
         from mesh.service import action_to_dict
 
         approval_id = new_id()
-        note = f"approved by the run grant {grant.run_id} that {grant.granted_by} opened"
-        status_msg = set_state(task, TaskState.COMPLETED, allow_parts(action.tool, grant=grant.run_id), now)
+        status_msg = set_state(task, TaskState.COMPLETED, allow_parts(action.tool, approvedBy=by), now)
         task.metadata = {"airlock": {"approvalId": approval_id, "policy": API_POLICY}}
         approval = ApprovalRecord(
-            id=approval_id, task_id=task.id, tenant=task.tenant, kind="approval", status="approved",
-            policy=API_POLICY, tool=action.tool, action=action_to_dict(action), form={}, requested_by=principal.sub,
-            requester_roles=sorted(principal.roles), session_id=task.context_id, user_input=action.text,
-            channels=[], token_hash=None, fingerprint=action.fingerprint(), expires_at=now, created_at=now,
-            updated_at=now, run_id=grant.run_id, resolved_at=now, resolved_by=f"grant:{grant.granted_by}",
-            surface="run-grant", values={"decision": "approve"}, reason=note,
+            id=approval_id,
+            task_id=task.id,
+            tenant=task.tenant,
+            kind="approval",
+            status="approved",
+            policy=API_POLICY,
+            tool=action.tool,
+            action=action_to_dict(action),
+            form={},
+            requested_by=principal.sub,
+            requester_roles=sorted(principal.roles),
+            session_id=task.context_id,
+            user_input=action.text,
+            channels=[],
+            token_hash=None,
+            fingerprint=action.fingerprint(),
+            expires_at=now,
+            created_at=now,
+            updated_at=now,
+            run_id=run_id,
+            resolved_at=now,
+            resolved_by=by,
+            surface=surface,
+            values={"decision": "approve"},
+            reason=note,
         )
+        kind, actor = audit
         async with self.store.transaction() as tx:
             await tx.insert_task(task)
             await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
             await tx.insert_approval(approval)
-            await self._state_written(tx, task)
-            await tx.audit(tenant=task.tenant, kind="grant.used", actor=grant.granted_by, subject=approval_id,
-                           detail={"run_id": grant.run_id, "agent": action.agent, "tool": action.tool}, now=now)
-            await self._log(tx, "approval.resolved", task, now, approval_id=approval_id, status="approved")
+            await self._state_written(
+                tx,
+                task,
+                "approval.resolved",
+                approval_id=approval_id,
+                status="approved",
+                surface=surface,
+                resolved_by=by,
+                run_id=run_id,
+            )
+            await tx.audit(
+                tenant=task.tenant,
+                kind=kind,
+                actor=actor,
+                subject=approval_id,
+                detail={"run_id": run_id, "agent": action.agent, "tool": action.tool, "note": note},
+                now=now,
+            )
         self._publish("approval.resolved", task, approval_id=approval_id, status="approved")
         return {"id": approval_id, "task_id": task.id, "status": "approved", "message": note}
 
     async def persist_rule(self: Mesh, approval: ApprovalRecord, actor: str) -> dict[str, Any]:  # type: ignore[misc]
         """Allow the identical call from now on: an ``exact_call`` policy (tool plus exact command or path)."""
-        arguments = approval.action.get("arguments") or {}
-        config: dict[str, Any] = {"tool": approval.tool}
-        command, paths = exec_command(arguments), call_paths(arguments)
-        if command is not None:
-            config["command"] = command
-        elif len(paths) == 1:
-            config["path"] = paths[0]
-        else:
-            raise InvalidInput("persist needs a call with one exact command or path", field="persist")
+        config = persist_config(approval)
+        if config is None:
+            raise InvalidInput("persist needs a tool call with one exact command or path", field="persist")
         name = persist_rule_name(approval)
         body = {
             "name": name,
@@ -178,36 +280,61 @@ class ApprovalsApi:
     async def bulk_resolve(  # type: ignore[misc]
         self: Mesh, principal: Principal, run_id: Any, action: Any, resolved_by: Any, ids: Any
     ) -> list[str]:
-        if not isinstance(run_id, str) or not run_id:
-            raise InvalidInput("run_id is required", field="run_id")
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise InvalidInput("run_id is required (a non-empty string)", field="run_id")
         if action not in ("approve", "deny"):
             raise InvalidInput('action must be "approve" or "deny"', field="action")
-        if resolved_by is not None and not isinstance(resolved_by, str):
-            raise InvalidInput("resolved_by must be a string", field="resolved_by")
+        if resolved_by is not None and (
+            not isinstance(resolved_by, str) or not resolved_by.strip() or len(resolved_by) > 200
+        ):
+            raise InvalidInput("resolved_by must be a non-empty string of at most 200 characters", field="resolved_by")
         if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
             raise InvalidInput("ids must be a list of approval ids", field="ids")
         if not principal.can_resolve:
             raise Forbidden("resolving needs the approver or admin role")
         now = self.clock()
-        pending, _ = await self.store.list_pending(principal.tenant, session_id=None, now=now, limit=10_000,
-                                                    offset=0, run_id=run_id)
+        pending, _ = await self.store.list_pending(
+            principal.tenant, session_id=None, now=now, limit=10_000, offset=0, run_id=run_id
+        )
         if ids is not None and set(ids) != {a.id for a in pending}:
             raise Conflict("the run's pending approvals changed since they were reviewed; review them again")
-        resolved: list[str] = []
+        resolved: list[ApprovalRecord] = []
         for approval in pending:
             try:
-                await self.resolve(ResolveRequest(ref=approval.id, resolution={"decision": action}, surface="bulk",
-                                                  principal=principal, resolved_by=resolved_by or "api"))
-            except (Conflict, Forbidden):
-                continue  # someone else got there first, or this caller asked for it itself
-            resolved.append(approval.id)
+                await self.resolve(
+                    ResolveRequest(
+                        ref=approval.id,
+                        resolution={"decision": action},
+                        surface="bulk",
+                        principal=principal,
+                        resolved_by=resolved_by or "api",
+                    )
+                )
+            except (Conflict, Gone, Forbidden, InvalidInput):
+                # someone else got there first, its time ran out, this caller caused it itself, or it is
+                # an agent's request for values rather than a yes/no: left to its own resolution
+                continue
+            resolved.append(approval)
         if action == "approve":
-            agents = sorted({a.action.get("agent") or "" for a in pending} or set())
+            # a grant only for the agents whose calls this caller approved here (never one it may not approve)
+            agents = sorted({a.action.get("agent") or "" for a in resolved} - {""})
             async with self.store.transaction() as tx:
                 for agent in agents:
-                    grant = RunGrant(tenant=principal.tenant, agent=agent, run_id=run_id, granted_by=principal.sub,
-                                     expires_at=now + self.config.approval_timeout_s, created_at=now)
+                    grant = RunGrant(
+                        tenant=principal.tenant,
+                        agent=agent,
+                        run_id=run_id,
+                        granted_by=principal.sub,
+                        expires_at=now + self.config.approval_timeout_s,
+                        created_at=now,
+                    )
                     await tx.put_run_grant(grant)
-                    await tx.audit(tenant=principal.tenant, kind="grant.opened", actor=principal.sub, subject=run_id,
-                                   detail={"agent": agent, "expires_at": iso(grant.expires_at)}, now=now)
-        return resolved
+                    await tx.audit(
+                        tenant=principal.tenant,
+                        kind="grant.opened",
+                        actor=principal.sub,
+                        subject=run_id,
+                        detail={"agent": agent, "expires_at": iso(grant.expires_at)},
+                        now=now,
+                    )
+        return [a.id for a in resolved]

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from a2ui import ResolutionError, decision_of, redact, sensitive_fields, validate_resolution
+from mesh import metrics
 from mesh.agents.base import Execution, Reply, TurnContext
 from mesh.auth import Principal
 from mesh.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
+from mesh.input_requests import continue_with_answer, record_input_request
 from mesh.models import TaskState, new_id, utc_now
 from mesh.store import PENDING, ApprovalRecord, TaskRecord
 from mesh.taskstate import allow_parts, set_state, text_parts
@@ -39,6 +41,7 @@ class ResolveRequest:
     principal: Principal | None = None
     callback_token: str | None = None
     resolved_by: str | None = None
+    preauthorized: bool = False  # the surface verified a credential bound to this approval (a signed link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ async def find_approval(mesh: Mesh, ref: str) -> ApprovalRecord | None:
 def _authorize(approval: ApprovalRecord, req: ResolveRequest) -> str:
     """Check the credential against the approval; return the resolver's name."""
     if req.principal is None:
+        if req.preauthorized:
+            return req.resolved_by or "signed-link"
         if req.callback_token is None:
             raise Unauthorized("a Bearer token or a callback_token is required")
         if not token_matches(req.callback_token, approval.token_hash):
@@ -69,6 +74,11 @@ def _authorize(approval: ApprovalRecord, req: ResolveRequest) -> str:
     principal = req.principal
     if principal.tenant != approval.tenant:
         raise NotFound(f"no pending message {req.ref}")
+    if approval.kind == "input":
+        # an agent asked for values: the person who sent the message answers, or an approver for them
+        if not (principal.can_resolve or principal.sub == approval.requested_by):
+            raise Forbidden("answering needs the approver or admin role, or to be the one who asked the task")
+        return req.resolved_by or principal.sub
     if not principal.can_resolve:
         raise Forbidden("resolving needs the approver or admin role")
     if principal.sub == approval.requested_by and (
@@ -91,7 +101,7 @@ class ResolvePath:
     async def resolve(self: Mesh, req: ResolveRequest) -> Outcome:  # type: ignore[misc]
         approval = await find_approval(self, req.ref)
         if approval is None:
-            if req.principal is None:  # a bare token learns nothing about which ids exist
+            if req.principal is None and not req.preauthorized:  # a bare token learns nothing of which ids exist
                 raise Unauthorized("the callback token is not valid for this approval")
             raise NotFound(f"no pending message {req.ref}")
         resolver = _authorize(approval, req)
@@ -103,7 +113,8 @@ class ResolvePath:
             values = validate_resolution(approval.form, req.resolution)
         except ResolutionError as exc:
             raise InvalidInput(str(exc), field=exc.field) from None
-        decision = decision_of(approval.form, values)
+        asked = approval.kind == "input"
+        decision = "submit" if asked else decision_of(approval.form, values)
         status = STATUS_OF_DECISION[decision]
         stored_values = redact(approval.form, values)
 
@@ -111,7 +122,9 @@ class ResolvePath:
         if task is None:
             raise NotFound(f"no task {approval.task_id}")
         guard = task.agent == "guard"
-        if decision == "deny":
+        if asked:
+            status_msg = set_state(task, TaskState.WORKING, text_parts(f"Input received from {resolver}."), now)
+        elif decision == "deny":
             status_msg = set_state(
                 task,
                 TaskState.REJECTED,
@@ -131,14 +144,27 @@ class ResolvePath:
             )
             if won:
                 await tx.update_task(task)
-                await self._state_written(tx, task)
-                await tx.append_history(task.id, [answer] + ([status_msg] if status_msg else []))
+                await self._state_written(
+                    tx,
+                    task,
+                    "approval.resolved",
+                    approval_id=approval.id,
+                    status=status,
+                    surface=req.surface,
+                    resolved_by=resolver,
+                    policy=approval.policy,
+                )
+                # an answer to a form goes into history as the agent's next turn (masked), not twice
+                await tx.append_history(task.id, ([] if asked else [answer]) + ([status_msg] if status_msg else []))
+                detail = {"task": task.id, "status": status, "surface": req.surface, "policy": approval.policy}
+                if req.principal is not None:
+                    detail["principal"] = req.principal.sub
                 await tx.audit(
                     tenant=task.tenant,
                     kind="approval.resolved",
                     actor=resolver,
                     subject=approval.id,
-                    detail={"task": task.id, "status": status, "surface": req.surface, "policy": approval.policy},
+                    detail=detail,
                     now=now,
                 )
         if not won:
@@ -146,9 +172,14 @@ class ResolvePath:
             assert latest is not None
             _check_open(latest, self.clock())
             raise Conflict("already resolved")  # pending and unexpired cannot lose the write
+        metrics.RESOLUTIONS.labels(outcome=status, surface=req.surface).inc()
         approval.status, approval.resolved_by, approval.resolved_at = status, resolver, now
         approval.surface, approval.values = req.surface, stored_values
         self._publish("approval.resolved", task, approval_id=approval.id, status=status)
+        if asked:
+            principal = req.principal or Principal(sub=resolver, tenant=approval.tenant, roles=frozenset())
+            wire = await continue_with_answer(self, task, approval, values, principal)
+            return Outcome(approval=approval, decision=decision, task=wire)
         if decision == "approve" and not guard:
             await self._run_approved(task, approval, values)
         return Outcome(approval=approval, decision=decision, task=task.to_wire())
@@ -184,10 +215,13 @@ class ResolvePath:
         task.artifacts = task.artifacts + reply.artifacts
         task.metadata = {**task.metadata, **reply.metadata}
         async with self.store.transaction() as tx:
+            asked = await record_input_request(self, tx, task, status_msg["parts"] if status_msg else [], now)
             await tx.update_task(task)
             await self._state_written(tx, task)
             await tx.append_history(task.id, [status_msg] if status_msg else [])
         self._publish("task.updated", task)
+        if asked is not None:
+            self._publish("approval.created", task, approval_id=asked.id, request="input")
 
     async def recover(self: Mesh) -> int:  # type: ignore[misc]
         """Run approved actions a stopped server never finished (approved, task still ``working``).
@@ -241,7 +275,7 @@ class ResolvePath:
                     {"reason": "expired", "policy": approval.policy},
                 )
                 await tx.update_task(task)
-                await self._state_written(tx, task)
+                await self._state_written(tx, task, "approval.expired", approval_id=approval.id, policy=approval.policy)
                 await tx.append_history(task.id, [msg] if msg else [])
                 await tx.audit(
                     tenant=approval.tenant,
@@ -252,6 +286,7 @@ class ResolvePath:
                     now=now,
                 )
         if won:
+            metrics.RESOLUTIONS.labels(outcome="expired", surface="expiry").inc()
             approval.status = "expired"
             if task is not None:
                 self._publish("approval.expired", task, approval_id=approval.id)

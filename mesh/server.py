@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from mesh import jsonrpc as rpc
+from mesh import metrics
 from mesh.auth import ANONYMOUS, AuthError, Principal, TokenVerifier
 from mesh.card import agent_card
 from mesh.models import MessageSendParams, TaskIdParams, TaskQueryParams
@@ -149,6 +150,11 @@ async def handle_card(request: web.Request) -> web.Response:
     return _json(agent_card(mesh, request.app[PUBLIC_URL_KEY], auth=request.app[VERIFIER_KEY] is not None))
 
 
+async def handle_metrics(request: web.Request) -> web.Response:
+    mesh = request.app[MESH_KEY]
+    return await metrics.render(mesh.store, mesh.clock())
+
+
 async def handle_health(request: web.Request) -> web.Response:
     ok = await request.app[MESH_KEY].store.ping()
     return _json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
@@ -166,7 +172,7 @@ async def body_limit(
 
 
 def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limit])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[metrics.latency_middleware("mesh"), body_limit])
     app[MESH_KEY] = mesh
     app[VERIFIER_KEY] = verifier
     app[PUBLIC_URL_KEY] = public_url
@@ -175,6 +181,7 @@ def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str)
     app.router.add_get("/.well-known/agent-card.json", handle_card)
     app.router.add_get("/.well-known/agent.json", handle_card)
     app.router.add_get("/healthz", handle_health)
+    app.router.add_get("/metrics", handle_metrics)
     app.cleanup_ctx.append(delivery_ctx(mesh))
     return app
 

@@ -11,19 +11,23 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from a2ui import approval_form, form_part
 from mesh import jsonrpc as rpc
+from mesh import metrics
 from mesh.admin import MAX_TIMEOUT_S, PolicyAdmin
 from mesh.agents.base import Agent, AgentRegistry, Execution, Reply, TurnContext
+from mesh.approvals_api import ApprovalsApi
 from mesh.auth import Principal
+from mesh.errors import MeshError
 from mesh.events import Event, EventBus
+from mesh.input_requests import INPUT, record_input_request
 from mesh.models import TERMINAL_STATES, Message, MessageSendParams, TaskState, new_id
 from mesh.policy import Action, CompiledPolicies, Decision, Enforcement, Policy, compile_policies
 from mesh.push import config_from_send, state_hook
-from mesh.resolve import ResolvePath
+from mesh.resolve import ResolvePath, ResolveRequest
 from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord, Tx, iso
 from mesh.taskstate import allow_parts, set_state, text_parts
 from mesh.tokens import callback_token, token_hash
@@ -43,13 +47,14 @@ class MeshConfig:
     gateway_url: str = "http://127.0.0.1:8081"
     agent_timeout_s: float = 30.0  # how long a downstream agent may take to answer
     push_allow_private: bool = False
+    max_pending: int = 10_000  # the approvals API answers 503 past this many pending approvals
 
     def __post_init__(self) -> None:
         if not self.callback_key:
             self.callback_key = secrets.token_bytes(32)
 
 
-class Mesh(ResolvePath, PolicyAdmin):
+class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
     def __init__(
         self,
         store: Store,
@@ -104,6 +109,12 @@ class Mesh(ResolvePath, PolicyAdmin):
             message.context_id = task.context_id
             pending = await self.store.latest_approval(task.id)
             if pending is not None and pending.status == PENDING:
+                answer = form_answer(message)
+                if answer is not None and (
+                    pending.kind == INPUT or (principal.sub != pending.requested_by and principal.can_resolve)
+                ):
+                    async with config_from_send(self, task, params, new=False):
+                        return await self._answer_over_a2a(principal, pending, answer)
                 async with config_from_send(self, task, params, new=False):
                     return await self._note_while_held(task, message, now)
         else:
@@ -235,7 +246,10 @@ class Mesh(ResolvePath, PolicyAdmin):
         now: float,
         *,
         new: bool,
+        stored_user_msg: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """One turn of a task. ``stored_user_msg`` is what history keeps of the message when it must
+        differ from what the agent gets (an answer to a form, sensitive values masked)."""
         agent = self._route(principal, message, params, task)
         ctx = TurnContext(
             task_id=task.id,
@@ -272,10 +286,17 @@ class Mesh(ResolvePath, PolicyAdmin):
                 context={"contextId": task.context_id, "sender": principal.sub},
             )
         decision = (await self.policies(task.tenant)).evaluate(action)
-        user_msg = message.dump()
+        user_msg = stored_user_msg if stored_user_msg is not None else message.dump()
+        run_id = run_of(message, params)
 
         if decision.enforcement == Enforcement.REQUIRE_APPROVAL:
-            return await self._hold(principal, task, user_msg, action, decision, now, new=new)
+            grant = await self.store.active_grant(task.tenant, action.agent or "", run_id, now) if run_id else None
+            if grant is None:
+                return await self._hold(principal, task, user_msg, action, decision, now, new=new, run_id=run_id)
+            # a person bulk-approved this run: the hold is approved at creation, and the audit trail says so
+            decision = replace(
+                decision, enforcement=Enforcement.ALLOW, reason=f"run grant {grant.run_id} by {grant.granted_by}"
+            )
 
         if decision.enforcement == Enforcement.BLOCK:
             name = decision.policy.name if decision.policy else "policy"
@@ -293,11 +314,14 @@ class Mesh(ResolvePath, PolicyAdmin):
             task.artifacts = task.artifacts + reply.artifacts
             task.metadata = {**task.metadata, **reply.metadata}
         async with self.store.transaction() as tx:
+            asked = await record_input_request(self, tx, task, status_msg["parts"] if status_msg else [], now)
             await (tx.insert_task(task) if new else tx.update_task(task))
             await self._state_written(tx, task)
             await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
             await self._audit_decision(tx, task, action, decision, principal, now)
         self._publish("task.updated", task)
+        if asked is not None:
+            self._publish("approval.created", task, approval_id=asked.id, request="input")
         return task.to_wire()
 
     async def _execute(self, agent: Agent, execution: Execution, ctx: TurnContext) -> Reply:
@@ -317,10 +341,26 @@ class Mesh(ResolvePath, PolicyAdmin):
             "tool": action.tool,
             "agent": action.agent,
             "audited": list(decision.audited),
+            "reason": decision.reason,
         }
         await tx.audit(
             tenant=task.tenant, kind="policy.decision", actor=principal.sub, subject=task.id, detail=detail, now=now
         )
+        metrics.DECISIONS.labels(enforcement=str(decision.enforcement)).inc()
+
+    async def _answer_over_a2a(
+        self, principal: Principal, pending: ApprovalRecord, answer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A DataPart of values sent to a paused task: the same resolve path as every other surface."""
+        try:
+            outcome = await self.resolve(
+                ResolveRequest(ref=pending.id, resolution=answer, surface="a2a", principal=principal)
+            )
+        except MeshError as exc:
+            code = rpc.INVALID_PARAMS if exc.status == 400 else rpc.UNSUPPORTED_OPERATION
+            prefix = "Invalid params: " if exc.status == 400 else ""
+            raise rpc.RpcError(code, f"{prefix}{exc.message}", {"status": exc.status, "field": exc.field}) from None
+        return outcome.task
 
     async def _note_while_held(self, task: TaskRecord, message: Message, now: float) -> dict[str, Any]:
         """A message to a held task is kept in its history; it never resolves the hold."""
@@ -340,6 +380,7 @@ class Mesh(ResolvePath, PolicyAdmin):
         now: float,
         *,
         new: bool,
+        run_id: str | None = None,
     ) -> dict[str, Any]:
         policy = decision.policy
         assert policy is not None
@@ -368,6 +409,7 @@ class Mesh(ResolvePath, PolicyAdmin):
             expires_at=now + timeout,
             created_at=now,
             updated_at=now,
+            run_id=run_id,
         )
         task.metadata = {
             **task.metadata,
@@ -381,7 +423,16 @@ class Mesh(ResolvePath, PolicyAdmin):
         status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(form)], now)
         async with self.store.transaction() as tx:
             await (tx.insert_task(task) if new else tx.update_task(task))
-            await self._state_written(tx, task)
+            await self._state_written(
+                tx,
+                task,
+                "approval.created",
+                approval_id=approval_id,
+                policy=policy.name,
+                tool=action.tool,
+                run_id=run_id,
+                expires_at=iso(approval.expires_at),
+            )
             await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
             await tx.insert_approval(approval)
             for channel in approval.channels:
@@ -401,9 +452,18 @@ class Mesh(ResolvePath, PolicyAdmin):
 
     # ---------------------------------------------------------------- events
 
-    async def _state_written(self, tx: Tx, task: TaskRecord) -> None:
+    async def _state_written(self, tx: Tx, task: TaskRecord, kind: str = "task.updated", **data: Any) -> None:
+        """Inside the transaction that changed ``task``: run the state hooks (push rows) and append the
+        event to the durable log (``/v1/events/stream`` resumes from it), so none is lost to a crash."""
         for hook in self.state_hooks:
             await hook(tx, task)
+        await tx.log_event(
+            tenant=task.tenant,
+            kind=kind,
+            subject=task.id,
+            data={"task_id": task.id, "state": task.state, **data},
+            now=task.updated_at,
+        )
 
     def _publish(self, kind: str, task: TaskRecord, **data: Any) -> None:
         """After commit: tell subscribers, with the task as stored (history left out)."""
@@ -420,6 +480,23 @@ def tool_call(message: Message) -> tuple[str, dict[str, Any]] | None:
             if not isinstance(arguments, dict):
                 raise rpc.RpcError(rpc.INVALID_PARAMS, "Invalid params: a tool call's arguments must be an object")
             return tool, arguments
+    return None
+
+
+def form_answer(message: Message) -> dict[str, Any] | None:
+    """Values answering a paused task's form: the first DataPart that is not a tool call."""
+    for part in message.data_parts():
+        if "tool" not in part.data:
+            return dict(part.data)
+    return None
+
+
+def run_of(message: Message, params: MessageSendParams) -> str | None:
+    """The run a message belongs to (``metadata.run_id`` on the message or the request), for run grants."""
+    for metadata in (message.metadata, params.metadata):
+        value = (metadata or {}).get("run_id")
+        if isinstance(value, str) and value:
+            return value
     return None
 
 

@@ -123,9 +123,12 @@ class start_airlock:
         clock: Callable[[], float] | None = None,
         auth: bool = True,
         push_allow_private: bool = True,
+        signing_key: bytes | None = None,
+        max_pending: int = 10_000,
     ) -> None:
         self.home, self.timeout_s, self.clock, self.auth = home, timeout_s, clock, auth
         self.push_allow_private = push_allow_private
+        self.signing_key, self.max_pending = signing_key, max_pending
 
     async def __aenter__(self) -> Airlock:
         import time
@@ -137,12 +140,15 @@ class start_airlock:
         self.agents.add(self.demo, default=True)
         await self.agents.start()
         config = MeshConfig(
-            approval_timeout_s=self.timeout_s, callback_key=b"k" * 32, push_allow_private=self.push_allow_private
+            approval_timeout_s=self.timeout_s,
+            callback_key=b"k" * 32,
+            push_allow_private=self.push_allow_private,
+            max_pending=self.max_pending,
         )
         mesh = Mesh(self.store, config, self.agents, clock=self.clock or time.time)
         verifier = TokenVerifier(secret=SECRET) if self.auth else None
         self.mesh_client = TestClient(TestServer(create_mesh_app(mesh, verifier, "http://127.0.0.1:8080")))
-        self.gateway = TestClient(TestServer(create_gateway_app(mesh, verifier)))
+        self.gateway = TestClient(TestServer(create_gateway_app(mesh, verifier, signing_key=self.signing_key)))
         await self.mesh_client.start_server()
         await self.gateway.start_server()
         mesh.config.gateway_url = str(self.gateway.make_url("")).rstrip("/")

@@ -15,15 +15,35 @@ from typing import Any
 
 import aiosqlite
 
+from a2ui import form_part, make_form
 from mesh.models import Message, TaskState
 from mesh.policy import Action
 
 from .base import Agent, Execution, Plan, Reply, TurnContext, text_reply
 
+CONNECT_PRODUCTION = re.compile(r"\bconnect\b.*\bproduction\b.*\bdatabase\b", re.IGNORECASE | re.DOTALL)
+CREDENTIALS_FORM = make_form(
+    "Production database credentials",
+    "staging-db needs credentials to connect to the production database.",
+    [
+        {"id": "username", "type": "email", "label": "Username", "required": True},
+        {"id": "password", "type": "password", "label": "Password", "required": True},
+        {"id": "remember_me", "type": "checkbox", "label": "Remember me"},
+    ],
+)
 DELETE_EXPIRED = re.compile(r"\bdelete\b.*\bexpired\b", re.IGNORECASE | re.DOTALL)
 EXPIRED_AT_START = 42
 CURRENT_AT_START = 8
 DAY = 86400.0
+
+
+def _credentials(message: Message) -> tuple[str, bool] | None:
+    """(username, remember_me) from an answer to the credentials form; the password is used, never echoed."""
+    for part in message.data_parts():
+        data = part.data
+        if isinstance(data.get("username"), str) and "password" in data:
+            return data["username"], bool(data.get("remember_me"))
+    return None
 
 
 class StagingDbAgent(Agent):
@@ -87,6 +107,15 @@ class StagingDbAgent(Agent):
         return [row[0] for row in await cur.fetchall()]
 
     async def plan(self, message: Message, ctx: TurnContext) -> Plan:
+        answer = _credentials(message)
+        if answer is not None:  # the values a person entered in the credentials form
+            username, remember = answer
+            memory = "will remember you" if remember else "will not remember you"
+            return Plan(
+                reply=text_reply(TaskState.COMPLETED, f"Connected to the production database as {username}; {memory}.")
+            )
+        if CONNECT_PRODUCTION.search(message.text()):
+            return Plan(reply=Reply(state=TaskState.INPUT_REQUIRED, parts=[form_part(CREDENTIALS_FORM)]))
         for part in message.data_parts():
             if part.data.get("tool") == "bulk_delete_expired":
                 items = (part.data.get("arguments") or {}).get("items")

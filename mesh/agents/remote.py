@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
@@ -24,6 +25,7 @@ import aiohttp
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from a2ui import MASK
 from mesh.models import Artifact, Message, Part, TaskState, new_id
 from mesh.policy import Action
 
@@ -45,6 +47,7 @@ RELAYED = frozenset(
 )
 POLL_INTERVAL_S = 0.5
 CANCEL_TIMEOUT_S = 5.0
+MAX_KEPT_ANSWERS = 1000  # answers with sensitive values waiting (in memory only) for a held forward
 
 _PARTS = TypeAdapter(list[Part])
 _ARTIFACTS = TypeAdapter(list[Artifact])
@@ -103,6 +106,9 @@ class RemoteAgent(Agent):
         self._inflight = 0
         self._retired = False
         self._background: set[asyncio.Task[None]] = set()
+        # answers to a form with sensitive values, by message id: the action keeps a masked copy (it may
+        # be stored with a hold), the clear one lives here until it is forwarded
+        self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # ------------------------------------------------------------ card
 
@@ -159,7 +165,14 @@ class RemoteAgent(Agent):
                     raise ValueError("a tool call's arguments must be an object")
                 tool, arguments = candidate, args
                 break
-        context: dict[str, Any] = {"contextId": ctx.context_id, "sender": ctx.sender, "message": message.dump()}
+        dumped = message.dump()
+        secret = _sensitive_of(dumped)
+        if secret:
+            self._answers[dumped["messageId"]] = dumped
+            while len(self._answers) > MAX_KEPT_ANSWERS:
+                self._answers.popitem(last=False)
+            dumped = _masked(dumped, secret)
+        context: dict[str, Any] = {"contextId": ctx.context_id, "sender": ctx.sender, "message": dumped}
         remote = remote_state(ctx.metadata, self.name)
         if remote:
             context["remote"] = remote
@@ -173,6 +186,14 @@ class RemoteAgent(Agent):
         remote = dict(action.context.get("remote") or remote_state(ctx.metadata, self.name))
         if not isinstance(message, Mapping):
             return _failed(f"{self.name}: no message to forward")
+        if _sensitive_of(message):
+            clear = self._answers.pop(str(message.get("messageId")), None)
+            if clear is None:  # held, then the server restarted: the masked copy must not be forwarded
+                return _failed(
+                    f"{self.name}: the answer's sensitive values are not kept once the server stops; "
+                    "send the request again"
+                )
+            message = clear
         deadline = time.monotonic() + self.timeout_s
         outgoing = self._outgoing(message, remote, execution)
         params = {"message": outgoing, "configuration": {"blocking": True}}
@@ -333,6 +354,24 @@ class RemoteAgent(Agent):
                 )
             raise RemoteAgentError(f"{self.name} answered {method} with error {err!r}")
         return answer["result"]
+
+
+def _sensitive_of(message: Mapping[str, Any]) -> list[str]:
+    """The sensitive field ids of a message that answers a form (named in its ``airlock`` metadata)."""
+    metadata = message.get("metadata")
+    airlock = metadata.get("airlock") if isinstance(metadata, Mapping) else None
+    sensitive = airlock.get("sensitive") if isinstance(airlock, Mapping) and airlock.get("inputRequest") else None
+    return [str(f) for f in sensitive] if isinstance(sensitive, list) else []
+
+
+def _masked(message: dict[str, Any], secret: list[str]) -> dict[str, Any]:
+    """A copy of an answer with its sensitive values masked."""
+    parts = []
+    for part in message.get("parts") or []:
+        if isinstance(part, Mapping) and part.get("kind") == "data" and isinstance(part.get("data"), Mapping):
+            part = {**part, "data": {k: MASK if k in secret else v for k, v in part["data"].items()}}
+        parts.append(part)
+    return {**message, "parts": parts}
 
 
 def _state_of(task: Mapping[str, Any]) -> TaskState | None:

@@ -80,7 +80,8 @@ def start_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> 
         if proc.poll() is not None:
             raise RuntimeError(f"airlock serve exited with {proc.returncode}:\n{server.log()}")
         try:
-            with urllib.request.urlopen(f"{server.gateway_url}/healthz", timeout=1) as resp:
+            probe = server.mesh_url if "--mesh-only" in extra else server.gateway_url
+            with urllib.request.urlopen(f"{probe}/healthz", timeout=1) as resp:
                 if resp.status == 200:
                     return server
         except (urllib.error.URLError, OSError):

@@ -1,0 +1,86 @@
+"""Prometheus metrics for both apps, on the default registry (``GET /metrics`` exposes them).
+
+Counters count what this process did since it started (the usual Prometheus model: sum over replicas);
+the pending gauge is read from the store on every scrape, so every replica reports the same number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from mesh.store import PENDING, Store
+from mesh.store.sql import SqlStore
+
+log = logging.getLogger("airlock.metrics")
+
+STARTED_AT = time.time()
+
+PENDING_APPROVALS = Gauge("airlock_pending_approvals", "Approvals and input requests waiting for a person")
+DECISIONS = Counter("airlock_policy_decisions_total", "Policy decisions made, by enforcement", ["enforcement"])
+RESOLUTIONS = Counter(
+    "airlock_resolutions_total",
+    "Held actions that ended, by outcome and the surface that ended them",
+    ["outcome", "surface"],
+)
+REQUEST_LATENCY = Histogram(
+    "airlock_http_request_duration_seconds",
+    "Time to answer an HTTP request, by app and route",
+    ["app", "route", "method"],
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def latency_middleware(app_name: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Times every answered request. Streams (Server-Sent Events) are left out: their duration is how long
+    the client stayed, not how long the server took."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        streamed = False
+        try:
+            response = await handler(request)
+            streamed = not isinstance(response, web.Response)
+            return response
+        finally:
+            if not streamed:
+                REQUEST_LATENCY.labels(app=app_name, route=route_of(request), method=request.method).observe(
+                    time.perf_counter() - start
+                )
+
+    return middleware
+
+
+def route_of(request: web.Request) -> str:
+    """The route's template (``/v1/approvals/{id}``), never the raw path, so labels stay few."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    if resource is None:
+        return "unmatched"
+    return resource.canonical
+
+
+async def count_pending(store: Store, now: float) -> int | None:
+    """Pending approvals across every tenant (None when the store cannot say)."""
+    if not isinstance(store, SqlStore):
+        return None
+    row = await store._one("SELECT COUNT(*) FROM approvals WHERE status = ? AND expires_at > ?", (PENDING, now))
+    return int(row[0]) if row else 0
+
+
+async def render(store: Store, now: float | None = None) -> web.Response:
+    """The exposition text, with the pending gauge refreshed from the store first."""
+    try:
+        pending = await count_pending(store, time.time() if now is None else now)
+    except Exception:
+        log.warning("could not count pending approvals for /metrics", exc_info=True)
+        pending = None
+    if pending is not None:
+        PENDING_APPROVALS.set(pending)
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
