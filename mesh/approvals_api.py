@@ -275,6 +275,15 @@ class ApprovalsApi:
                 await self.create_policy(approval.tenant, actor, body)
             except Conflict:
                 pass  # the same rule, written concurrently: persisted either way
+        async with self.store.transaction() as tx:
+            await tx.audit(
+                tenant=approval.tenant,
+                kind="rule.persisted",
+                actor=actor,
+                subject=approval.id,
+                detail={"policy": name, "rule": config},
+                now=self.clock(),
+            )
         return body
 
     async def bulk_resolve(  # type: ignore[misc]

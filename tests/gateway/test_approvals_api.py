@@ -321,6 +321,9 @@ async def test_persist_adds_an_exact_rule_the_mesh_honours(airlock: Airlock) -> 
     status, answer = await create(airlock, command="ls /srv/app")
     assert status == 200 and answer["status"] == "approved", answer
     assert (await create(airlock, command="ls /srv/app2"))[0] == 201
+    persisted = [e async for e in airlock.mesh.store.iter_audit() if e.kind == "rule.persisted"]
+    assert [e.subject for e in persisted] == [approval_id]
+    assert persisted[0].detail["rule"] == {"tool": "exec", "command": "ls /srv/app"}
 
 
 async def test_persist_of_a_path_call(airlock: Airlock) -> None:
