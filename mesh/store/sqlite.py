@@ -1,15 +1,21 @@
-"""SQLite engine (aiosqlite, WAL).
+"""SQLite engine (aiosqlite, WAL, ``synchronous=FULL``).
 
 Two connections: one writer, used only inside transactions (``BEGIN IMMEDIATE`` takes SQLite's write
 lock, so other processes on the same file queue behind it), and one reader that sees only committed
 data. An asyncio lock keeps two coroutines from interleaving statements on the single writer connection;
 it serialises use of the connection and decides nothing — the conditional UPDATE does, also across
 processes sharing the file.
+
+Group commit: units of work that arrive while another is running join one SQLite transaction, each in
+a SAVEPOINT of its own (a failing unit rolls back only itself), and the last of them commits — one
+commit and one fsync for the group. Every unit waits for that commit before it returns, so nothing is
+answered before it is on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +28,7 @@ from .rows import SqlTx
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
+MAX_GROUP = 64  # units sharing one commit at most, so a steady stream still commits often
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000")
 
 
@@ -38,6 +45,14 @@ class SQLiteTx(SqlTx):
         return await cur.fetchone()
 
 
+class _Group:
+    """Units of work sharing one SQLite transaction; ``done`` resolves when it is committed."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.units = 0
+
+
 class SQLiteStore(SqlStore):
     engine = "sqlite"
 
@@ -46,6 +61,9 @@ class SQLiteStore(SqlStore):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._waiting = 0  # units queued for the writer
+        self._group: _Group | None = None  # the open transaction units are joining
+        self._pending_commits: set[asyncio.Task[None]] = set()
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -88,14 +106,62 @@ class SQLiteStore(SqlStore):
     async def transaction(self) -> AsyncIterator[Tx]:
         conn = self._writer
         assert conn is not None, "store is not open"
-        async with self._write_lock:
-            await conn.execute("BEGIN IMMEDIATE")
+        self._waiting += 1
+        try:
+            await self._write_lock.acquire()
+        except BaseException:
+            self._waiting -= 1
+            self._commit_if_idle()
+            raise
+        self._waiting -= 1
+        group: _Group | None = None
+        ok = False
+        try:
+            if self._group is None:
+                await conn.execute("BEGIN IMMEDIATE")
+                self._group = _Group()
+            group = self._group
+            group.units += 1
+            await conn.execute("SAVEPOINT unit")
             try:
                 yield SQLiteTx(conn)
             except BaseException:
-                await conn.execute("ROLLBACK")
+                await conn.execute("ROLLBACK TO unit")
+                await conn.execute("RELEASE unit")
                 raise
+            await conn.execute("RELEASE unit")
+            ok = True
+        finally:
+            if group is not None and (self._waiting == 0 or group.units >= MAX_GROUP):
+                await self._commit(conn, group)
+            self._write_lock.release()
+        if ok and group is not None:
+            await asyncio.shield(group.done)
+
+    async def _commit(self, conn: aiosqlite.Connection, group: _Group) -> None:
+        """Commit the open group (the writer lock is held); every unit in it learns the outcome."""
+        self._group = None
+        try:
             await conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            group.done.set_exception(exc)
+            group.done.exception()  # retrieved here too, so an unobserved failure is not logged twice
+            raise
+        group.done.set_result(None)
+
+    def _commit_if_idle(self) -> None:
+        """A queued unit gave up before its turn: make sure an open group does not wait for it."""
+        if self._group is not None and self._waiting == 0 and not self._write_lock.locked():
+            task = asyncio.get_running_loop().create_task(self._commit_now())
+            self._pending_commits.add(task)
+            task.add_done_callback(self._pending_commits.discard)
+
+    async def _commit_now(self) -> None:
+        async with self._write_lock:
+            if self._group is not None and self._writer is not None:
+                await self._commit(self._writer, self._group)
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         assert self._reader is not None, "store is not open"

@@ -521,3 +521,21 @@ async def test_run_groups_and_run_filter(store: Store) -> None:
         "default", session_id=None, now=2000.0, limit=10, offset=0, run_id="run-solo"
     )
     assert total == 1 and rows[0].id == "ap3"
+
+
+async def test_concurrent_units_commit_together_and_a_failing_one_alone_rolls_back(store: Store) -> None:
+    import asyncio
+
+    async def unit(i: int) -> None:
+        async with store.transaction() as tx:
+            await tx.insert_task(task(f"g{i}"))
+            await asyncio.sleep(0)  # let the others queue behind this one
+            if i == 7:
+                raise RuntimeError("this unit fails")
+
+    results = await asyncio.gather(*(unit(i) for i in range(20)), return_exceptions=True)
+    assert [type(r).__name__ for r in results if r is not None] == ["RuntimeError"]
+    # every unit that returned is committed: the reader connection sees it at once
+    for i in range(20):
+        found = await store.get_task("default", f"g{i}")
+        assert (found is None) == (i == 7), i
