@@ -270,16 +270,11 @@ async def _config_ids(mesh: Mesh, tx: Tx, task: TaskRecord) -> list[str]:
     this one is held could wait forever when every connection is held the same way."""
     if not isinstance(tx, SqlTx):
         return [c.id for c in await mesh.store.list_push_configs(task.id) if c.tenant == task.tenant]
-    ids: list[str] = []
-    while len(ids) < MAX_CONFIGS_PER_TASK:
-        row = await tx.fetchone(
-            "SELECT id FROM push_configs WHERE task_id = ? AND tenant = ? ORDER BY created_at, id LIMIT 1 OFFSET ?",
-            (task.id, task.tenant, len(ids)),
-        )
-        if row is None:
-            break
-        ids.append(row[0])
-    return ids
+    rows = await tx.fetchall(
+        "SELECT id FROM push_configs WHERE task_id = ? AND tenant = ? ORDER BY created_at, id LIMIT ?",
+        (task.id, task.tenant, MAX_CONFIGS_PER_TASK),
+    )
+    return [row[0] for row in rows]
 
 
 def state_hook(mesh: Mesh) -> Callable[[Tx, TaskRecord], Any]:

@@ -68,6 +68,9 @@ class PgTx(SqlTx):
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return await self._conn.fetchrow(to_dollar(sql), *args)
 
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        return list(await self._conn.fetch(to_dollar(sql), *args))
+
     async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", task_id)
         await super().append_history(task_id, messages)

@@ -163,8 +163,24 @@ class SqlTx(Tx):
     @abstractmethod
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any: ...
 
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        row = await self.fetchone(sql, args)
+        return [] if row is None else [row]
+
+    async def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """A statement whose result nobody reads: an engine may send it with the next one that needs an
+        answer (or at the end of the unit) rather than on its own. Order is kept."""
+        await self.execute(sql, args)
+
+    async def previous_audit_hash(self) -> str:
+        row = await self.fetchone("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return row[0] if row else GENESIS
+
+    def audit_written(self, digest: str) -> None:
+        """The hash of the entry just written (an engine that tracks the chain's head keeps it)."""
+
     async def insert_task(self, task: TaskRecord) -> None:
-        await self.execute(
+        await self.defer(
             f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({_placeholders(TASK_COLUMNS)})",
             (
                 task.id,
@@ -196,23 +212,24 @@ class SqlTx(Tx):
             task.updated_at,
             task.id,
         ]
-        if expect_state is not None:
-            sql += " AND state = ?"
-            args.append(expect_state)
+        if expect_state is None:
+            await self.defer(sql, args)  # the task exists (it was read or written in this unit)
+            return True
+        sql += " AND state = ?"
+        args.append(expect_state)
         return await self.execute(sql, args) == 1
 
     async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None:
-        row = await self.fetchone("SELECT COALESCE(MAX(seq), 0) FROM history WHERE task_id = ?", (task_id,))
-        seq = row[0]
-        for message in messages:
-            seq += 1
-            await self.execute(
-                "INSERT INTO history (task_id, seq, message) VALUES (?, ?, ?)", (task_id, seq, dumps(message))
+        for message in messages:  # the next seq is computed by the statement itself: no read first
+            await self.defer(
+                "INSERT INTO history (task_id, seq, message) "
+                "SELECT ?, COALESCE(MAX(seq), 0) + 1, ? FROM history WHERE task_id = ?",
+                (task_id, dumps(message), task_id),
             )
 
     async def insert_approval(self, approval: ApprovalRecord) -> None:
         a = approval
-        await self.execute(
+        await self.defer(
             f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({_placeholders(APPROVAL_COLUMNS)})",
             (
                 a.id,
@@ -272,7 +289,7 @@ class SqlTx(Tx):
         return await self.execute(sql, args) == 1
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, not_before: float = 0.0) -> None:
-        await self.execute(
+        await self.defer(
             "INSERT INTO outbox (kind, payload, attempts, next_attempt_at, created_at) VALUES (?, ?, 0, ?, ?)",
             (kind, dumps(payload), not_before, not_before),
         )
@@ -280,14 +297,14 @@ class SqlTx(Tx):
     async def audit(
         self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
     ) -> None:
-        row = await self.fetchone("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
-        prev = row[0] if row else GENESIS
+        prev = await self.previous_audit_hash()
         digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
-        await self.execute(
+        await self.defer(
             "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (now, tenant, kind, actor, subject, dumps(detail), prev, digest),
         )
+        self.audit_written(digest)
 
     async def put_policy(self, tenant: str, name: str, body: dict[str, Any], now: float, *, create: bool) -> bool:
         if create:
@@ -355,7 +372,7 @@ class SqlTx(Tx):
         return await self.execute("DELETE FROM agents WHERE name = ?", (name,)) == 1
 
     async def log_event(self, *, tenant: str, kind: str, subject: str, data: dict[str, Any], now: float) -> None:
-        await self.execute(
+        await self.defer(
             "INSERT INTO events (at, tenant, kind, subject, data) VALUES (?, ?, ?, ?, ?)",
             (now, tenant, kind, subject, dumps(data)),
         )

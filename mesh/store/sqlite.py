@@ -44,6 +44,10 @@ class SQLiteTx(SqlTx):
         cur = await self._conn.execute(sql, args)
         return await cur.fetchone()
 
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        cur = await self._conn.execute(sql, args)
+        return list(await cur.fetchall())
+
 
 class _Group:
     """Units of work sharing one SQLite transaction; ``done`` resolves when it is committed."""
@@ -132,9 +136,11 @@ class SQLiteStore(SqlStore):
             await conn.execute("RELEASE unit")
             ok = True
         finally:
-            if group is not None and (self._waiting == 0 or group.units >= MAX_GROUP):
-                await self._commit(conn, group)
-            self._write_lock.release()
+            try:
+                if group is not None and (self._waiting == 0 or group.units >= MAX_GROUP):
+                    await self._commit(conn, group)
+            finally:
+                self._write_lock.release()
         if ok and group is not None:
             await asyncio.shield(group.done)
 
