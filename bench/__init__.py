@@ -1,0 +1,1 @@
+"""Airlock's benchmark harness: ``python -m bench`` (or ``make bench``). See :mod:`bench.run`."""

@@ -1,0 +1,92 @@
+"""Running the load: wrk (with the Lua scripts in ``bench/lua``) and the aiohttp load process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.procs import LOAD_CORE, ROOT, ChildCpu, Proc, pinned
+
+LUA = Path(__file__).resolve().parent / "lua"
+MARKER = "BENCH_JSON "
+
+
+def _server_cpu(procs: list[Proc]) -> float:
+    return sum(p.cpu_s() for p in procs if p.alive())
+
+
+def run_wrk(
+    url: str,
+    script: str,
+    args: list[str],
+    *,
+    connections: int,
+    duration: int,
+    servers: list[Proc],
+    addrs: list[str] | None = None,
+    done_files: list[Path] | None = None,
+) -> dict[str, Any]:
+    """One wrk run; returns the script's summary plus req/s, ms figures and CPU use of both sides.
+
+    With ``addrs`` (host:port of each server) wrk runs one thread per server and the connections are split
+    evenly across them. With ``done_files`` the run ends (SIGINT, as wrk expects) once they all exist."""
+    threads = len(addrs) if addrs else 1
+    argv = pinned(
+        LOAD_CORE,
+        [
+            *("wrk", f"-t{threads}", f"-c{max(connections, threads)}", f"-d{duration}s", "--timeout", "10s"),
+            *("-s", str(LUA / script), url, "--", *args),
+        ],
+    )
+    env = {**os.environ, "BENCH_ADDRS": ",".join(addrs) if addrs else "-", "BENCH_THREADS": str(threads)}
+    cpu0, wall0 = _server_cpu(servers), time.perf_counter()
+    with ChildCpu() as load_cpu:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if done_files:
+            deadline = time.monotonic() + duration
+            while proc.poll() is None and time.monotonic() < deadline:
+                if all(f.exists() for f in done_files):
+                    proc.send_signal(signal.SIGINT)
+                    break
+                time.sleep(0.005)
+        try:
+            stdout, stderr = proc.communicate(timeout=duration + 120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - wall0
+    server_cpu = _server_cpu(servers) - cpu0
+    line = next((ln for ln in stdout.splitlines() if ln.startswith(MARKER)), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{stdout}\n{stderr}")
+    result: dict[str, Any] = json.loads(line[len(MARKER) :])
+    seconds = result["duration_us"] / 1e6
+    result.update(
+        seconds=seconds,
+        rps=result["ok"] / seconds if seconds else 0.0,
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        server_cpu_pct=100 * server_cpu / wall,
+        load_cpu_pct=100 * load_cpu.seconds / wall,
+        connections=connections,
+    )
+    return result
+
+
+def run_loadgen(args: list[str], *, timeout: float = 1800) -> dict[str, Any]:
+    argv = pinned(LOAD_CORE, [sys.executable, "-m", "bench.loadgen", *args])
+    with ChildCpu() as cpu:
+        wall0 = time.perf_counter()
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        wall = time.perf_counter() - wall0
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load_cpu_pct"] = 100 * cpu.seconds / wall
+    return result
