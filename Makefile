@@ -1,9 +1,10 @@
-# One-command entry points: `make serve` runs Airlock, `make test` runs the test-suite.
+# One-command entry points: `make serve` runs Airlock, `make test` runs the test-suite,
+# `make bench` runs the benchmarks (`make bench BENCH_ARGS=--quick` for a short run).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint install install-test clean
+.PHONY: serve test lint bench wrk install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +24,20 @@ install-test: $(VENV)/.installed-test
 serve: install
 	$(BIN)/airlock serve --demo
 
-test: install-test
+# wrk (Debian's package) drives the benchmarks; the test-suite's smoke test runs them briefly.
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+
+test: install-test wrk
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 lint: install-test
 	$(BIN)/ruff check .
+
+BENCH_ARGS ?=
+bench: install-test wrk
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .airlock .pytest_cache .ruff_cache
