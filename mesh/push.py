@@ -282,6 +282,9 @@ def state_hook(mesh: Mesh) -> Callable[[Tx, TaskRecord], Any]:
     as the state change. The row keeps the status written (no secrets: the token is read at send time)."""
 
     async def queue_pushes(tx: Tx, task: TaskRecord) -> None:
+        if task.no_push_configs:  # true for the write that creates the task; a later one looks again
+            task.no_push_configs = False
+            return
         for config_id in await _config_ids(mesh, tx, task):
             payload = {
                 "tenant": task.tenant,

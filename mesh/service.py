@@ -129,6 +129,7 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
                 status={},
                 created_at=now,
                 updated_at=now,
+                no_push_configs=not (params.configuration and params.configuration.push_notification_config),
             )
             message.task_id = task.id
             message.context_id = task.context_id

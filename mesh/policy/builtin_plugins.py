@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mesh.policy.action import Action
@@ -97,6 +97,9 @@ class ToolMatch(Plugin):
     def matches(self, action: Action) -> bool:
         tool = action.tool
         return bool(tool) and self._regex.match(tool) is not None
+
+    def tool_test(self) -> Callable[[str], bool]:
+        return lambda tool: self._regex.match(tool) is not None
 
     def reason(self, action: Action) -> str:
         tool = action.tool or ""
@@ -282,6 +285,9 @@ class ExactCall(Plugin):
         self.tool: str = self.config["tool"]
         self.command: str | None = self.config.get("command")
         self.path: str | None = self.config.get("path")
+
+    def tool_test(self) -> Callable[[str], bool]:
+        return self.tool.__eq__
 
     def matches(self, action: Action) -> bool:
         if action.tool != self.tool:

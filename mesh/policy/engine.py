@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ class _Unavailable(Plugin):
 class _Entry:
     """A policy prepared for evaluation: its plugin instance and precompiled filters."""
 
-    __slots__ = ("agent_regex", "enforcement", "fail_closed", "needs_tool", "plugin", "policy")
+    __slots__ = ("agent_regex", "enforcement", "fail_closed", "needs_tool", "plugin", "policy", "tools")
 
     def __init__(self, policy: Policy, plugin: Plugin) -> None:
         self.policy = policy
@@ -86,9 +86,12 @@ class _Entry:
         self.agent_regex: re.Pattern[str] | None = compile_globs(policy.agents) if policy.agents else None
         # An erroring plugin counts as a hit unless that would loosen things (allow).
         self.fail_closed = policy.enforcement is not Enforcement.ALLOW
+        self.tools = _tool_test(plugin)
 
-    def applies_to(self, agent: str | None, has_tool: bool) -> bool:
-        if self.needs_tool and not has_tool:
+    def applies_to(self, agent: str | None, tool: str | None) -> bool:
+        if self.needs_tool and not tool:
+            return False
+        if self.tools is not None and not (tool and self.tools(tool)):
             return False
         if self.agent_regex is None:
             return True
@@ -109,6 +112,15 @@ class _Entry:
             return self.fail_closed
 
 
+def _tool_test(plugin: Plugin) -> Callable[[str], bool] | None:
+    """The plugin's own tool test; a plugin whose test fails is asked about every tool."""
+    try:
+        return plugin.tool_test()
+    except Exception:
+        log.warning("plugin %r: tool_test() failed; asking it about every tool", plugin.name, exc_info=True)
+        return None
+
+
 def _build_plugin(policy: Policy) -> tuple[Plugin, str | None]:
     try:
         return get_plugin(policy.plugin)(policy.config), None
@@ -122,8 +134,9 @@ class CompiledPolicies:
     """A tenant's enabled policies, ready to evaluate; immutable once built.
 
     The ordering is priority descending, then block > require_approval > allow, then name.
-    Per (agent, has-tool) the applicable decisive and audit entries are computed once and
-    cached, so an evaluation is a dictionary lookup plus the plugins' own checks.
+    Per (agent, tool) the applicable decisive and audit entries are computed once and cached
+    (a policy about other tools is left out then), so an evaluation is a dictionary lookup plus
+    the checks of the plugins that can apply.
     """
 
     def __init__(self, policies: Iterable[Policy]) -> None:
@@ -140,7 +153,7 @@ class CompiledPolicies:
         entries.sort(key=lambda e: (-e.policy.priority, _SEVERITY[e.enforcement], e.policy.name))
         self._entries: tuple[_Entry, ...] = tuple(entries)
         self.problems: tuple[str, ...] = tuple(problems)
-        self._cache: dict[tuple[str | None, bool], tuple[tuple[_Entry, ...], tuple[_Entry, ...]]] = {}
+        self._cache: dict[tuple[str | None, str | None], tuple[tuple[_Entry, ...], tuple[_Entry, ...]]] = {}
 
     @property
     def policies(self) -> tuple[Policy, ...]:
@@ -150,11 +163,11 @@ class CompiledPolicies:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _applicable(self, agent: str | None, has_tool: bool) -> tuple[tuple[_Entry, ...], tuple[_Entry, ...]]:
-        key = (agent, has_tool)
+    def _applicable(self, agent: str | None, tool: str | None) -> tuple[tuple[_Entry, ...], tuple[_Entry, ...]]:
+        key = (agent, tool or None)
         found = self._cache.get(key)
         if found is None:
-            applicable = [e for e in self._entries if e.applies_to(agent, has_tool)]
+            applicable = [e for e in self._entries if e.applies_to(agent, tool)]
             found = (
                 tuple(e for e in applicable if e.enforcement is not Enforcement.AUDIT),
                 tuple(e for e in applicable if e.enforcement is Enforcement.AUDIT),
@@ -169,7 +182,7 @@ class CompiledPolicies:
 
         Audit hits are all recorded, whichever policy decides.
         """
-        decisive, audits = self._applicable(action.agent, bool(action.tool))
+        decisive, audits = self._applicable(action.agent, action.tool)
         audited = tuple(e.policy.name for e in audits if e.hit(action))
         for entry in decisive:
             if entry.hit(action):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from mesh.policy.action import Action
@@ -65,6 +65,12 @@ class Plugin(ABC):
     @abstractmethod
     def matches(self, action: Action) -> bool:
         """True when the policy this plugin evaluates for applies to ``action``."""
+
+    def tool_test(self) -> Callable[[str], bool] | None:
+        """A test every tool this plugin can match passes, or None when it may match any tool. The engine
+        uses it to leave out, once per tool, the policies that cannot apply (with many policies most of
+        them are about other tools)."""
+        return None
 
     def form_fields(self, action: Action) -> list[dict[str, Any]]:
         """Extra fields for the approval form; copies, so a caller cannot alter the policy."""

@@ -53,6 +53,9 @@ class TaskRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    # not stored: set on a task this request creates with no push config, so the write that creates it
+    # skips the lookup (nothing else can name a task before it exists)
+    no_push_configs: bool = field(default=False, compare=False, repr=False)
 
     def to_wire(self, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         task: dict[str, Any] = {

@@ -1,52 +1,250 @@
-"""SQLite engine (aiosqlite, WAL, ``synchronous=FULL``).
+"""SQLite engine (WAL, ``synchronous=FULL``).
 
 Two connections: one writer, used only inside transactions (``BEGIN IMMEDIATE`` takes SQLite's write
-lock, so other processes on the same file queue behind it), and one reader that sees only committed
-data. An asyncio lock keeps two coroutines from interleaving statements on the single writer connection;
-it serialises use of the connection and decides nothing — the conditional UPDATE does, also across
-processes sharing the file.
+lock, so other processes on the same file queue behind it), and one reader (aiosqlite) that sees only
+committed data.
 
-Group commit: units of work that arrive while another is running join one SQLite transaction, each in
-a SAVEPOINT of its own (a failing unit rolls back only itself), and the last of them commits — one
-commit and one fsync for the group. Every unit waits for that commit before it returns, so nothing is
-answered before it is on disk.
+The writer's statements run on the event loop's own thread: inside an open transaction an indexed insert
+or update costs microseconds, far less than handing it to a thread and back (those hand-offs, each a
+wait for the GIL, were most of a write's cost). What can wait — ``BEGIN IMMEDIATE`` behind another
+process's write lock, and ``COMMIT`` with its fsync — runs on a thread of the writer's own, and while it
+does, no statement runs on the loop: one thing at a time touches the connection, in order.
+
+An asyncio lock keeps two units from interleaving on the writer; it serialises use of the connection and
+decides nothing — the conditional UPDATE does, also across processes sharing the file.
+
+Group commit: units that arrive while another is running join one SQLite transaction, each in a SAVEPOINT
+of its own (a failing unit rolls back only itself), and the last of them commits — one commit and one
+fsync for the group. Every unit waits for that commit before it returns, so nothing is answered before it
+is on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from .base import OutboxRecord, Tx, loads
-from .rows import SqlTx
+from .base import OutboxRecord, Tx, audit_hash, dumps, loads
+from .rows import GENESIS, SqlTx
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
 MAX_GROUP = 64  # units sharing one commit at most, so a steady stream still commits often
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000")
+BUSY_TIMEOUT_S = 10.0  # how long a write waits for another process's write lock
+FETCH = "fetch"  # an op whose rows are read
+COUNT = "count"  # an op whose changed-row count is read
+QUIET = "quiet"  # an op nobody reads
+
+T = TypeVar("T")
+Op = tuple[str, Sequence[Any], str] | Callable[[sqlite3.Connection], Any]
+
+
+class _Unit:
+    """Where one unit stands on the writer connection."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = False  # its SAVEPOINT is open
+
+
+class _Writer:
+    """The writer connection. Statements run on the loop's thread (``here``); what may block — taking the
+    write lock, committing — goes to a thread of its own (``submit``). ``busy`` says such work is still
+    under way, so that nothing else touches the connection until it is done."""
+
+    def __init__(self, path: Path) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airlock-sqlite")
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        self._last: asyncio.Future[Any] | None = None
+
+    def here(self) -> sqlite3.Connection:
+        assert self.conn is not None, "store is not open"
+        assert not self.busy, "the writer connection is in use on its thread"
+        return self.conn
+
+    @property
+    def busy(self) -> bool:
+        return self._last is not None and not self._last.done()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` on the writer's thread now (it runs even if nobody awaits it); FIFO."""
+
+        def call() -> T:
+            assert self.conn is not None, "store is not open"
+            return fn(self.conn)
+
+        fut = asyncio.wrap_future(self._pool.submit(call))
+        self._last = fut
+        return fut
+
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the thread's queued work is done (at once when there is none)."""
+        if self._last is not None and not self._last.done():
+            self._last.add_done_callback(lambda _: callback())
+        else:
+            callback()
+
+    async def open(self) -> None:
+        def connect(_: Any = None) -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            for pragma in PRAGMAS:
+                conn.execute(pragma)
+            conn.execute("PRAGMA busy_timeout=0")  # waiting for the write lock happens on the thread
+            return conn
+
+        self.conn = await asyncio.wrap_future(self._pool.submit(connect))
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+        await asyncio.wrap_future(self._pool.submit(close))
+        self._pool.shutdown(wait=False)
+
+
+def _run_ops(conn: sqlite3.Connection, unit: _Unit, ops: list[Op]) -> list[Any]:
+    """Open the unit's savepoint if need be (the group's transaction is open), then run ``ops``."""
+    if not unit.open:
+        conn.execute("SAVEPOINT unit")
+        unit.open = True
+    results: list[Any] = []
+    for op in ops:
+        if callable(op):
+            results.append(op(conn))
+            continue
+        sql, args, want = op
+        cur = conn.execute(sql, args)
+        results.append(cur.fetchall() if want == FETCH else cur.rowcount)
+    return results
+
+
+def _begin_now(conn: sqlite3.Connection) -> bool:
+    """Take the write lock if it is free (the writer's ``busy_timeout`` is 0): never waits."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    return True
+
+
+def _begin_patiently(conn: sqlite3.Connection) -> None:
+    """On the writer's thread: wait, up to ``BUSY_TIMEOUT_S``, while another process holds the write lock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.001
+    while not conn.in_transaction and not _begin_now(conn):
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError("database is locked")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _abort_unit(conn: sqlite3.Connection, unit: _Unit) -> None:
+    """Undo whatever of the unit ran; the group's other units are untouched."""
+    if unit.open:
+        conn.execute("ROLLBACK TO unit")
+        conn.execute("RELEASE unit")
+        unit.open = False
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    """On the writer's thread: the group's one commit and fsync."""
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _audit_op(tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float) -> Op:
+    """The audit entry as one op: the chain's head is read and extended inside the transaction that holds
+    SQLite's write lock, so the chain stays linear across processes too."""
+
+    def write(conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        prev = row[0] if row else GENESIS
+        digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
+        conn.execute(
+            "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, tenant, kind, actor, subject, dumps(detail), prev, digest),
+        )
+
+    return write
 
 
 class SQLiteTx(SqlTx):
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    """Statements whose result nobody reads wait in the unit and run with the next one that needs an answer,
+    or at the unit's end: one pass over the connection, not one per call."""
+
+    def __init__(self, writer: _Writer, unit: _Unit) -> None:
+        self._writer = writer
+        self._unit = unit
+        self._pending: list[Op] = []
+
+    async def _run(self, ops: list[Op]) -> list[Any]:
+        conn = self._writer.here()
+        if not conn.in_transaction and not _begin_now(conn):
+            await self._writer.submit(_begin_patiently)
+        return _run_ops(self._writer.here(), self._unit, ops)
+
+    async def _send(self, op: Op) -> Any:
+        ops, self._pending = [*self._pending, op], []
+        return (await self._run(ops))[-1]
+
+    async def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self._pending.append((sql, args, QUIET))
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        cur = await self._conn.execute(sql, args)
-        return cur.rowcount
+        return int(await self._send((sql, args, COUNT)))
 
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        cur = await self._conn.execute(sql, args)
-        return await cur.fetchone()
+        rows = await self._send((sql, args, FETCH))
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        cur = await self._conn.execute(sql, args)
-        return list(await cur.fetchall())
+        return list(await self._send((sql, args, FETCH)))
+
+    async def audit(
+        self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+    ) -> None:
+        self._pending.append(_audit_op(tenant, kind, actor, subject, detail, now))
+
+    async def _end(self) -> None:
+        """The unit's last statements, then its savepoint released into the group's transaction."""
+        if self._pending:
+            ops, self._pending = self._pending, []
+            await self._run(ops)
+        if self._unit.open:
+            self._writer.here().execute("RELEASE unit")
+            self._unit.open = False
+
+    def _abort(self) -> None:
+        self._pending = []
+        unit = self._unit
+        if self._writer.busy:  # cancelled while the thread works: undo after it, in order
+            self._writer.submit(lambda conn: _abort_unit(conn, unit))
+        else:
+            _abort_unit(self._writer.here(), unit)
 
 
 class _Group:
@@ -62,54 +260,35 @@ class SQLiteStore(SqlStore):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: _Writer | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._waiting = 0  # units queued for the writer
         self._group: _Group | None = None  # the open transaction units are joining
         self._pending_commits: set[asyncio.Task[None]] = set()
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        for pragma in PRAGMAS:
-            await conn.execute(pragma)
-        return conn
-
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await self._migrate(self._writer)
-        self._reader = await self._connect()
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            cur = await conn.execute("SELECT MAX(version) FROM schema_version")
-            row = await cur.fetchone()
-            current = row[0] or 0
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(f"database schema v{current} is newer than this Airlock (v{SCHEMA_VERSION})")
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    await conn.execute(statement.replace("{autoincrement}", "AUTOINCREMENT"))
-                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
+        writer = _Writer(self.path)
+        await writer.open()
+        await writer.submit(_migrate)
+        self._writer = writer
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = aiosqlite.Row
+        for pragma in PRAGMAS:
+            await self._reader.execute(pragma)
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
+        if self._reader is not None:
+            await self._reader.close()
+        if self._writer is not None:
+            await self._writer.close()
         self._reader = self._writer = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        conn = self._writer
-        assert conn is not None, "store is not open"
+        writer = self._writer
+        assert writer is not None, "store is not open"
         self._waiting += 1
         try:
             await self._write_lock.acquire()
@@ -122,40 +301,44 @@ class SQLiteStore(SqlStore):
         ok = False
         try:
             if self._group is None:
-                await conn.execute("BEGIN IMMEDIATE")
                 self._group = _Group()
             group = self._group
             group.units += 1
-            await conn.execute("SAVEPOINT unit")
+            tx = SQLiteTx(writer, _Unit())
             try:
-                yield SQLiteTx(conn)
+                yield tx
+                await tx._end()
             except BaseException:
-                await conn.execute("ROLLBACK TO unit")
-                await conn.execute("RELEASE unit")
+                tx._abort()
                 raise
-            await conn.execute("RELEASE unit")
             ok = True
         finally:
             try:
                 if group is not None and (self._waiting == 0 or group.units >= MAX_GROUP):
-                    await self._commit(conn, group)
+                    await self._commit(writer, group)
             finally:
-                self._write_lock.release()
+                writer.when_idle(self._write_lock.release)
         if ok and group is not None:
             await asyncio.shield(group.done)
 
-    async def _commit(self, conn: aiosqlite.Connection, group: _Group) -> None:
-        """Commit the open group (the writer lock is held); every unit in it learns the outcome."""
+    async def _commit(self, writer: _Writer, group: _Group) -> None:
+        """Commit the open group (the writer lock is held); every unit in it learns the outcome, even when
+        the coroutine that asked for the commit is cancelled while it runs."""
         self._group = None
-        try:
-            await conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-            group.done.set_exception(exc)
-            group.done.exception()  # retrieved here too, so an unobserved failure is not logged twice
-            raise
-        group.done.set_result(None)
+        commit = writer.submit(_commit)
+
+        def settle(fut: asyncio.Future[None]) -> None:
+            if group.done.done():
+                return
+            error = RuntimeError("the commit was abandoned") if fut.cancelled() else fut.exception()
+            if error is None:
+                group.done.set_result(None)
+                return
+            group.done.set_exception(error)
+            group.done.exception()  # retrieved here too, so a failure nobody else awaits is not logged twice
+
+        commit.add_done_callback(settle)
+        await asyncio.shield(commit)
 
     def _commit_if_idle(self) -> None:
         """A queued unit gave up before its turn: make sure an open group does not wait for it."""
@@ -165,9 +348,16 @@ class SQLiteStore(SqlStore):
             task.add_done_callback(self._pending_commits.discard)
 
     async def _commit_now(self) -> None:
-        async with self._write_lock:
-            if self._group is not None and self._writer is not None:
-                await self._commit(self._writer, self._group)
+        await self._write_lock.acquire()
+        writer = self._writer
+        try:
+            if self._group is not None and writer is not None:
+                await self._commit(writer, self._group)
+        finally:
+            if writer is not None:
+                writer.when_idle(self._write_lock.release)
+            else:
+                self._write_lock.release()
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         assert self._reader is not None, "store is not open"
@@ -177,15 +367,38 @@ class SQLiteStore(SqlStore):
     async def claim_outbox(
         self, now: float, limit: int = 50, lease_s: float = 30.0, kinds: tuple[str, ...] = ()
     ) -> list[OutboxRecord]:
+        """A look on the reader first: a worker woken by a commit that queued nothing for it (most of them)
+        costs no write transaction and no fsync."""
+        only = f" AND kind IN ({','.join('?' for _ in kinds)})" if kinds else ""
+        due = "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?{only} LIMIT 1"
+        if not await self._all(due.format(only=only), (now, *kinds)):
+            return []
         async with self.transaction() as tx:
             assert isinstance(tx, SQLiteTx)
-            only = f" AND kind IN ({','.join('?' for _ in kinds)})" if kinds else ""
-            cur = await tx._conn.execute(
+            rows = await tx.fetchall(
                 "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL "
                 f"AND next_attempt_at <= ?{only} ORDER BY id LIMIT ?",
                 (now, *kinds, limit),
             )
-            rows = list(await cur.fetchall())
             for row in rows:
-                await tx.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (now + lease_s, row[0]))
+                await tx.defer("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (now + lease_s, row[0]))
         return [OutboxRecord(id=r[0], kind=r[1], payload=loads(r[2]), attempts=r[3]) for r in rows]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """On the writer thread, before anything else: bring the file's schema to this version."""
+    _begin_patiently(conn)
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema v{current} is newer than this Airlock (v{SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement.replace("{autoincrement}", "AUTOINCREMENT"))
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+

@@ -249,3 +249,64 @@ def test_decision_is_immutable() -> None:
     decision = decide([pol("p", "ask")])
     with pytest.raises(AttributeError):
         decision.reason = "changed"  # type: ignore[misc]
+
+
+class _CountingToolMatch(plugin_registry.Plugin):
+    """Matches ``only`` and counts how often it is asked; ``broken_tools`` makes its tool test fail."""
+
+    name = "counting"
+    description = "counts its calls"
+    config_schema = plugin_registry.config_schema({"only": {"type": "string"}, "broken_tools": {"type": "boolean"}})
+    asked: list[str] = []
+
+    def matches(self, action: Action) -> bool:
+        _CountingToolMatch.asked.append(self.config["only"])
+        return action.tool == self.config["only"]
+
+    def tool_test(self):  # type: ignore[no-untyped-def]
+        if self.config.get("broken_tools"):
+            raise RuntimeError("no tool test")
+        return self.config["only"].__eq__
+
+
+@pytest.fixture
+def counting_plugin(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(plugin_registry, "_REGISTRY", dict(plugin_registry._REGISTRY))
+    plugin_registry.register(_CountingToolMatch)
+    _CountingToolMatch.asked = []
+    return _CountingToolMatch.asked
+
+
+def test_policies_about_other_tools_are_not_asked(counting_plugin: list[str]) -> None:
+    policies = [
+        pol(f"p{i}", "block", plugin="counting", scope_type="tool", config={"only": f"t{i}"}) for i in range(50)
+    ]
+    compiled = compile_policies(policies)
+    for _ in range(3):
+        assert compiled.evaluate(call("t7")).policy.name == "p7"  # type: ignore[union-attr]
+        assert compiled.evaluate(call("other")).enforcement is Enforcement.ALLOW
+    assert counting_plugin == ["t7", "t7", "t7"]
+
+
+def test_a_failing_tool_test_means_the_plugin_is_asked_about_every_tool(
+    counting_plugin: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = pol("broken", "block", plugin="counting", scope_type="tool", config={"only": "x", "broken_tools": True})
+    with caplog.at_level(logging.WARNING, logger="mesh.policy.engine"):
+        compiled = compile_policies([broken])
+    assert compiled.evaluate(call("y")).enforcement is Enforcement.ALLOW
+    assert compiled.evaluate(call("x")).enforcement is Enforcement.BLOCK
+    assert counting_plugin == ["x", "x"] and "no tool test" in caplog.text
+
+
+def test_tool_match_and_exact_call_skip_other_tools_but_keep_their_globs() -> None:
+    compiled = compile_policies(
+        [
+            pol("db", "block", plugin="tool_match", scope_type="tool", config={"tools": ["db.*"]}),
+            pol("rm", "ask", plugin="exact_call", scope_type="tool", config={"tool": "exec", "command": "rm -rf /"}),
+        ]
+    )
+    assert compiled.evaluate(call("db.drop")).enforcement is Enforcement.BLOCK
+    assert compiled.evaluate(call("exec", command="rm -rf /")).enforcement is Enforcement.REQUIRE_APPROVAL
+    assert compiled.evaluate(call("exec", command="ls")).enforcement is Enforcement.ALLOW
+    assert compiled.evaluate(call("fs.read")).enforcement is Enforcement.ALLOW
