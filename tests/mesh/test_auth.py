@@ -279,3 +279,34 @@ def test_verify_header() -> None:
     for bad in (None, "", "Bearer", "Bearer   ", f"Basic {token}", token):
         with pytest.raises(AuthError):
             verifier.verify_header(bad)
+
+
+def test_a_remembered_token_is_checked_again_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = time.time()
+    verifier = TokenVerifier(secret=SECRET)
+    token = hs(claims(iat=int(now) - 10, exp=int(now) + 60))
+    verifier.verify(token)
+    decodes: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append("x") or real_decode(*a, **k))
+    verifier.verify(token)
+    assert decodes == []
+    monkeypatch.setattr(time, "time", lambda: now + 61)  # past its exp: PyJWT decides again
+    verifier.verify(token)
+    assert decodes == ["x"]
+
+
+def test_a_remembered_token_is_not_decoded_again_and_a_tampered_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(secret=SECRET)
+    token = hs(claims())
+    principal = verifier.verify(token)
+    decodes: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append("x") or real_decode(*a, **k))
+    assert verifier.verify(token) == principal and decodes == []
+    head, body, sig = token.split(".")
+    with pytest.raises(AuthError):
+        verifier.verify(f"{head}.{body}.{sig[:-2]}AA")
+    assert decodes == ["x"]
