@@ -38,13 +38,10 @@ async def pending(request: web.Request) -> web.Response:
     rows, total = await mesh.store.list_pending(
         tenant, session_id=session_id, now=mesh.clock(), limit=limit, offset=offset
     )
-    tasks = {}
-    for row in rows:
-        task = await mesh.store.get_task(tenant, row.task_id)
-        tasks[row.task_id] = task.to_wire() if task else {}
+    tasks = await mesh.store.get_tasks(tenant, sorted({r.task_id for r in rows}))
     return json_response(
         {
-            "messages": [_pending_row(r, tasks[r.task_id]) for r in rows],
+            "messages": [_pending_row(r, tasks[r.task_id].to_wire() if r.task_id in tasks else {}) for r in rows],
             "total": total,
             "limit": limit,
             "offset": offset,

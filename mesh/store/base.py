@@ -287,6 +287,10 @@ class Store(ABC):
     async def get_task(self, tenant: str, task_id: str) -> TaskRecord | None: ...
 
     @abstractmethod
+    async def get_tasks(self, tenant: str, task_ids: list[str]) -> dict[str, TaskRecord]:
+        """The tenant's tasks among ``task_ids``, by id, in one read (a page of approvals shows its tasks)."""
+
+    @abstractmethod
     async def get_history(self, task_id: str, last: int | None = None) -> list[dict[str, Any]]: ...
 
     # approvals

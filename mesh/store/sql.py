@@ -47,6 +47,13 @@ class SqlStore(Store):
         row = await self._one("SELECT * FROM tasks WHERE id = ? AND tenant = ?", (task_id, tenant))
         return task_from_row(row) if row else None
 
+    async def get_tasks(self, tenant: str, task_ids: list[str]) -> dict[str, TaskRecord]:
+        if not task_ids:
+            return {}
+        marks = ", ".join("?" for _ in task_ids)
+        rows = await self._all(f"SELECT * FROM tasks WHERE tenant = ? AND id IN ({marks})", (tenant, *task_ids))
+        return {row["id"]: task_from_row(row) for row in rows}
+
     async def list_tasks(
         self,
         tenant: str,

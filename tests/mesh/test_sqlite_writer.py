@@ -1,4 +1,4 @@
-"""The SQLite writer: batched statements, group commit, cancellation, and another process's write lock."""
+"""The SQLite engine: batched statements, group commit, cancellation, a foreign write lock, the pending count."""
 
 from __future__ import annotations
 
@@ -114,3 +114,34 @@ async def test_an_answered_unit_is_on_disk(store: SQLiteStore) -> None:
         assert on_disk(store.path, f"SELECT id FROM tasks WHERE id = 'd{i}'") == [(f"d{i}",)]
 
     await asyncio.gather(*(unit(i) for i in range(30)))
+
+
+async def test_the_pending_total_is_kept_by_the_file_and_filled_for_an_older_one(tmp_path: Path) -> None:
+    from tests.mesh.test_store import approval
+
+    path = tmp_path / "p.db"
+    store = SQLiteStore(path)
+    await store.open()
+    async with store.transaction() as tx:
+        for i in range(6):
+            await tx.insert_task(task(f"t{i}"))
+            await tx.insert_approval(approval(f"a{i}", f"t{i}", expires_at=500.0 if i == 5 else 10**10))
+    assert (await store.list_pending("default", session_id=None, now=100.0, limit=2, offset=0))[1] == 6
+    async with store.transaction() as tx:
+        assert await tx.decide_approval("a0", status="approved", now=100.0, resolved_by="b", surface="api", values={})
+    rows, total = await store.list_pending("default", session_id=None, now=600.0, limit=10, offset=0)
+    assert total == 4 and [r.id for r in rows] == ["a1", "a2", "a3", "a4"]  # a5 expired, not yet swept
+    await store.close()
+
+    # a file written before the count existed: it is counted at the next open
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE pending_counts")
+        for name in ("pending_counted", "pending_decided", "pending_reopened", "pending_deleted"):
+            conn.execute(f"DROP TRIGGER {name}")
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert (await store.list_pending("default", session_id=None, now=600.0, limit=1, offset=0))[1] == 4
+        assert on_disk(path, "SELECT tenant, pending FROM pending_counts") == [("default", 5)]
+    finally:
+        await store.close()

@@ -539,3 +539,13 @@ async def test_concurrent_units_commit_together_and_a_failing_one_alone_rolls_ba
     for i in range(20):
         found = await store.get_task("default", f"g{i}")
         assert (found is None) == (i == 7), i
+
+
+async def test_get_tasks_reads_a_page_of_tasks_at_once_and_only_the_tenants(store: Store) -> None:
+    async with store.transaction() as tx:
+        for i in range(5):
+            await tx.insert_task(task(f"p{i}"))
+        await tx.insert_task(task("other", tenant="acme"))
+    found = await store.get_tasks("default", ["p1", "p3", "missing", "other"])
+    assert sorted(found) == ["p1", "p3"] and found["p3"].id == "p3"
+    assert await store.get_tasks("default", []) == {}
