@@ -133,6 +133,7 @@ class Bench:
                     airlock.admin,
                 )
             )
+        if hold:
             self._ok(
                 http(
                     "POST",
