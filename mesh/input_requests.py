@@ -78,7 +78,7 @@ async def record_input_request(
         data={"task_id": task.id, "state": task.state, "approval_id": request.id, "kind": INPUT},
         now=now,
     )
-    for channel in await mesh.store.list_channels(task.tenant):
+    for channel in await tx.channels(task.tenant):
         if channel.config.get("input_requests"):
             await tx.enqueue(
                 "notify",

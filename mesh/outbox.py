@@ -79,6 +79,14 @@ class OutboxWorker:
             await self.mesh.store.finish_outbox(row.id, ok=False, now=now, error=str(exc), retry_at=now + NEVER)
             log.warning("outbox row %s (%s) dropped: %s", row.id, row.kind, exc)
             return
+        except Exception as exc:  # a builder's bug is a failed attempt, retried with backoff, never a lost row
+            log.exception("outbox row %s (%s): building the delivery failed", row.id, row.kind)
+            attempts = row.attempts + 1
+            retry = now + (NEVER if attempts >= MAX_ATTEMPTS else backoff(attempts))
+            await self.mesh.store.finish_outbox(
+                row.id, ok=False, now=now, error=f"build failed: {type(exc).__name__}", retry_at=retry
+            )
+            return
         try:
             async with self._session.post(
                 delivery.url, json=delivery.body, headers=delivery.headers, allow_redirects=False

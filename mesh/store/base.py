@@ -228,6 +228,11 @@ class Tx(ABC):
     async def enqueue(self, kind: str, payload: dict[str, Any], *, not_before: float = 0.0) -> None: ...
 
     @abstractmethod
+    async def channels(self, tenant: str) -> list[ChannelRecord]:
+        """The tenant's channels, read inside this unit (on its own connection: taking a second one from a
+        pool while this one is held could wait forever when every connection is held the same way)."""
+
+    @abstractmethod
     async def audit(
         self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
     ) -> None: ...

@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .base import OutboxRecord, Tx, audit_hash, dumps, loads
-from .rows import GENESIS, SqlTx
+from .base import OutboxRecord, Tx, dumps, loads
+from .rows import SqlTx
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
@@ -78,22 +78,8 @@ class PgTx(SqlTx):
     async def audit(
         self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
     ) -> None:
-        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
-        row = await self._conn.fetchrow("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
-        prev = row[0] if row else GENESIS
-        digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
-        await self._conn.execute(
-            "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            now,
-            tenant,
-            kind,
-            actor,
-            subject,
-            dumps(detail),
-            prev,
-            digest,
-        )
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)  # one chain head at a time
+        await super().audit(tenant=tenant, kind=kind, actor=actor, subject=subject, detail=detail, now=now)
 
 
 class PostgresStore(SqlStore):

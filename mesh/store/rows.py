@@ -27,6 +27,20 @@ from .base import (
 )
 
 GENESIS = "0" * 64
+TENANT_CHANNELS = "SELECT * FROM channels WHERE tenant = ? ORDER BY name"
+AUDIT_HEAD = "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1"
+AUDIT_INSERT = (
+    "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def audit_row(
+    head: Any, now: float, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The values of :data:`AUDIT_INSERT` for an entry after ``head`` (the row :data:`AUDIT_HEAD` read)."""
+    prev = head[0] if head else GENESIS
+    digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
+    return (now, tenant, kind, actor, subject, dumps(detail), prev, digest)
 
 
 def task_from_row(row: Any) -> TaskRecord:
@@ -163,21 +177,13 @@ class SqlTx(Tx):
     @abstractmethod
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any: ...
 
-    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        row = await self.fetchone(sql, args)
-        return [] if row is None else [row]
+    @abstractmethod
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
 
     async def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
         """A statement whose result nobody reads: an engine may send it with the next one that needs an
         answer (or at the end of the unit) rather than on its own. Order is kept."""
         await self.execute(sql, args)
-
-    async def previous_audit_hash(self) -> str:
-        row = await self.fetchone("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
-        return row[0] if row else GENESIS
-
-    def audit_written(self, digest: str) -> None:
-        """The hash of the entry just written (an engine that tracks the chain's head keeps it)."""
 
     async def insert_task(self, task: TaskRecord) -> None:
         await self.defer(
@@ -288,6 +294,10 @@ class SqlTx(Tx):
             args.append(now)
         return await self.execute(sql, args) == 1
 
+    async def channels(self, tenant: str) -> list[ChannelRecord]:
+        rows = await self.fetchall(TENANT_CHANNELS, (tenant,))
+        return [channel_from_row(r) for r in rows]
+
     async def enqueue(self, kind: str, payload: dict[str, Any], *, not_before: float = 0.0) -> None:
         await self.defer(
             "INSERT INTO outbox (kind, payload, attempts, next_attempt_at, created_at) VALUES (?, ?, 0, ?, ?)",
@@ -297,25 +307,22 @@ class SqlTx(Tx):
     async def audit(
         self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
     ) -> None:
-        prev = await self.previous_audit_hash()
-        digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
-        await self.defer(
-            "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (now, tenant, kind, actor, subject, dumps(detail), prev, digest),
-        )
-        self.audit_written(digest)
+        """The entry extends the chain's head as read in this transaction; an engine whose writers can run
+        side by side serialises this first (PostgreSQL takes an advisory lock)."""
+        head = await self.fetchone(AUDIT_HEAD)
+        await self.defer(AUDIT_INSERT, audit_row(head, now, tenant, kind, actor, subject, detail))
+
+    async def _insert_new(self, insert: str, args: Sequence[Any]) -> bool:
+        """Insert unless the key exists, in one statement: two concurrent creates of one name get one True
+        and one False on either engine (a read-then-insert lets both pass the read on PostgreSQL)."""
+        return await self.execute(f"{insert} ON CONFLICT DO NOTHING", args) == 1
 
     async def put_policy(self, tenant: str, name: str, body: dict[str, Any], now: float, *, create: bool) -> bool:
         if create:
-            exists = await self.fetchone("SELECT 1 FROM policies WHERE tenant = ? AND name = ?", (tenant, name))
-            if exists:
-                return False
-            await self.execute(
+            return await self._insert_new(
                 "INSERT INTO policies (tenant, name, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                 (tenant, name, dumps(body), now, now),
             )
-            return True
         changed = await self.execute(
             "UPDATE policies SET body = ?, updated_at = ? WHERE tenant = ? AND name = ?",
             (dumps(body), now, tenant, name),
@@ -326,16 +333,10 @@ class SqlTx(Tx):
         return await self.execute("DELETE FROM policies WHERE tenant = ? AND name = ?", (tenant, name)) == 1
 
     async def put_channel(self, channel: ChannelRecord) -> bool:
-        exists = await self.fetchone(
-            "SELECT 1 FROM channels WHERE tenant = ? AND name = ?", (channel.tenant, channel.name)
-        )
-        if exists:
-            return False
-        await self.execute(
+        return await self._insert_new(
             "INSERT INTO channels (tenant, name, type, config, created_at) VALUES (?, ?, ?, ?, ?)",
             (channel.tenant, channel.name, channel.type, dumps(channel.config), channel.created_at),
         )
-        return True
 
     async def delete_channel(self, tenant: str, name: str) -> bool:
         return await self.execute("DELETE FROM channels WHERE tenant = ? AND name = ?", (tenant, name)) == 1
@@ -360,13 +361,10 @@ class SqlTx(Tx):
         return await self.execute("DELETE FROM push_configs WHERE task_id = ? AND id = ?", (task_id, config_id)) == 1
 
     async def put_agent(self, agent: AgentRecord) -> bool:
-        if await self.fetchone("SELECT 1 FROM agents WHERE name = ?", (agent.name,)):
-            return False
-        await self.execute(
+        return await self._insert_new(
             "INSERT INTO agents (name, url, card, created_at) VALUES (?, ?, ?, ?)",
             (agent.name, agent.url, dumps(agent.card), agent.created_at),
         )
-        return True
 
     async def delete_agent(self, name: str) -> bool:
         return await self.execute("DELETE FROM agents WHERE name = ?", (name,)) == 1

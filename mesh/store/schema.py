@@ -141,6 +141,12 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS approvals_run ON approvals (tenant, run_id, status)",
     ],
+    [
+        # a page of pending approvals in its exact order (created_at, then id) with no sort at all, even
+        # when many share a created_at
+        "CREATE INDEX IF NOT EXISTS approvals_pending_page ON approvals (tenant, status, created_at, id)",
+        "DROP INDEX IF EXISTS approvals_pending",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

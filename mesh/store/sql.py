@@ -24,6 +24,7 @@ from .base import (
     loads,
 )
 from .rows import (
+    TENANT_CHANNELS,
     agent_from_row,
     approval_from_row,
     audit_from_row,
@@ -50,9 +51,11 @@ class SqlStore(Store):
     async def get_tasks(self, tenant: str, task_ids: list[str]) -> dict[str, TaskRecord]:
         if not task_ids:
             return {}
+        # by primary key alone: with the tenant in the WHERE clause SQLite's planner walks the tenant's index,
+        # every task the tenant has, to find a page's fifty
         marks = ", ".join("?" for _ in task_ids)
-        rows = await self._all(f"SELECT * FROM tasks WHERE tenant = ? AND id IN ({marks})", (tenant, *task_ids))
-        return {row["id"]: task_from_row(row) for row in rows}
+        rows = await self._all(f"SELECT * FROM tasks WHERE id IN ({marks})", task_ids)
+        return {row["id"]: task_from_row(row) for row in rows if row["tenant"] == tenant}
 
     async def list_tasks(
         self,
@@ -126,6 +129,8 @@ class SqlStore(Store):
         row = await self._one("SELECT * FROM approvals WHERE task_id = ? ORDER BY created_at DESC LIMIT 1", (task_id,))
         return approval_from_row(row) if row else None
 
+    pending_source = "approvals"  # what a page of pending approvals is read from (an engine may name an index)
+
     async def list_pending(
         self,
         tenant: str,
@@ -144,12 +149,17 @@ class SqlStore(Store):
         if run_id is not None:
             where += " AND run_id = ?"
             args.append(run_id)
-        total = (await self._one(f"SELECT COUNT(*) FROM approvals WHERE {where}", args))[0]
         rows = await self._all(
-            f"SELECT * FROM approvals WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+            f"SELECT * FROM {self.pending_source} WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
+        filtered = session_id is not None or run_id is not None
+        total = await self._pending_total(tenant, now, where, args, filtered=filtered)
         return [approval_from_row(r) for r in rows], total
+
+    async def _pending_total(self, tenant: str, now: float, where: str, args: list[Any], *, filtered: bool) -> int:
+        """How many approvals match ``where``; an engine that keeps a count may answer from it."""
+        return int((await self._one(f"SELECT COUNT(*) FROM approvals WHERE {where}", args))[0])
 
     async def approved_unfinished(self, limit: int = 500) -> list[ApprovalRecord]:
         rows = await self._all(
@@ -176,7 +186,7 @@ class SqlStore(Store):
         return loads(row[0]) if row else None
 
     async def list_channels(self, tenant: str) -> list[ChannelRecord]:
-        rows = await self._all("SELECT * FROM channels WHERE tenant = ? ORDER BY name", (tenant,))
+        rows = await self._all(TENANT_CHANNELS, (tenant,))
         return [channel_from_row(r) for r in rows]
 
     async def get_channel(self, tenant: str, name: str) -> ChannelRecord | None:

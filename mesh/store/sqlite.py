@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from .base import PENDING, ApprovalRecord, OutboxRecord, Tx, audit_hash, dumps, loads
-from .rows import GENESIS, SqlTx, approval_from_row
+from .base import PENDING, OutboxRecord, Tx, loads
+from .rows import AUDIT_HEAD, AUDIT_INSERT, SqlTx, audit_row
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
@@ -156,11 +156,12 @@ def _begin_patiently(conn: sqlite3.Connection) -> None:
 
 
 def _abort_unit(conn: sqlite3.Connection, unit: _Unit) -> None:
-    """Undo whatever of the unit ran; the group's other units are untouched."""
-    if unit.open:
+    """Undo whatever of the unit ran; the group's other units are untouched. (When SQLite has already
+    rolled back the whole transaction — a full disk, an I/O error — there is nothing left to undo.)"""
+    if unit.open and conn.in_transaction:
         conn.execute("ROLLBACK TO unit")
         conn.execute("RELEASE unit")
-        unit.open = False
+    unit.open = False
 
 
 def _commit(conn: sqlite3.Connection) -> None:
@@ -180,14 +181,8 @@ def _audit_op(tenant: str, kind: str, actor: str, subject: str, detail: dict[str
     SQLite's write lock, so the chain stays linear across processes too."""
 
     def write(conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        prev = row[0] if row else GENESIS
-        digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
-        conn.execute(
-            "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (now, tenant, kind, actor, subject, dumps(detail), prev, digest),
-        )
+        head = conn.execute(AUDIT_HEAD).fetchone()
+        conn.execute(AUDIT_INSERT, audit_row(head, now, tenant, kind, actor, subject, detail))
 
     return write
 
@@ -196,15 +191,20 @@ class SQLiteTx(SqlTx):
     """Statements whose result nobody reads wait in the unit and run with the next one that needs an answer,
     or at the unit's end: one pass over the connection, not one per call."""
 
-    def __init__(self, writer: _Writer, unit: _Unit) -> None:
+    def __init__(self, writer: _Writer, unit: _Unit, group: _Group) -> None:
         self._writer = writer
         self._unit = unit
+        self._group = group
         self._pending: list[Op] = []
 
     async def _run(self, ops: list[Op]) -> list[Any]:
         conn = self._writer.here()
-        if not conn.in_transaction and not _begin_now(conn):
-            await self._writer.submit(_begin_patiently)
+        if not conn.in_transaction:
+            if self._group.begun:  # the group's transaction is gone: never start a second one under it
+                raise sqlite3.OperationalError("the transaction this write was to join was rolled back")
+            if not _begin_now(conn):
+                await self._writer.submit(_begin_patiently)
+            self._group.begun = True
         return _run_ops(self._writer.here(), self._unit, ops)
 
     async def _send(self, op: Op) -> Any:
@@ -238,21 +238,27 @@ class SQLiteTx(SqlTx):
             self._writer.here().execute("RELEASE unit")
             self._unit.open = False
 
-    def _abort(self) -> None:
+    def _abort(self) -> bool:
+        """Undo the unit; True when SQLite rolled back the whole group's transaction instead."""
         self._pending = []
         unit = self._unit
         if self._writer.busy:  # cancelled while the thread works: undo after it, in order
             self._writer.submit(lambda conn: _abort_unit(conn, unit))
-        else:
-            _abort_unit(self._writer.here(), unit)
+            return False
+        conn = self._writer.here()
+        lost = self._group.begun and not conn.in_transaction
+        _abort_unit(conn, unit)
+        return lost
 
 
 class _Group:
-    """Units of work sharing one SQLite transaction; ``done`` resolves when it is committed."""
+    """Units of work sharing one SQLite transaction; ``done`` resolves when it is committed (or fails when
+    the transaction is lost, so that no unit in it is answered as written)."""
 
     def __init__(self) -> None:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.units = 0
+        self.begun = False  # its transaction was opened
 
 
 class SQLiteStore(SqlStore):
@@ -279,10 +285,18 @@ class SQLiteStore(SqlStore):
             await self._reader.execute(pragma)
 
     async def close(self) -> None:
+        """Units already answered are on disk; an open group is committed before the writer goes."""
         if self._reader is not None:
             await self._reader.close()
-        if self._writer is not None:
-            await self._writer.close()
+        writer = self._writer
+        if writer is not None:
+            await self._write_lock.acquire()
+            try:
+                if self._group is not None:
+                    await self._commit(writer, self._group)
+            finally:
+                await writer.close()
+                self._write_lock.release()
         self._reader = self._writer = None
 
     @asynccontextmanager
@@ -304,28 +318,42 @@ class SQLiteStore(SqlStore):
                 self._group = _Group()
             group = self._group
             group.units += 1
-            tx = SQLiteTx(writer, _Unit())
+            tx = SQLiteTx(writer, _Unit(), group)
             try:
                 yield tx
                 await tx._end()
-            except BaseException:
-                tx._abort()
+            except BaseException as exc:
+                if tx._abort():
+                    self._lose(group, exc)
                 raise
             ok = True
         finally:
             try:
-                if group is not None and (self._waiting == 0 or group.units >= MAX_GROUP):
+                if group is not None and not group.done.done() and (self._waiting == 0 or group.units >= MAX_GROUP):
                     await self._commit(writer, group)
             finally:
                 writer.when_idle(self._write_lock.release)
         if ok and group is not None:
             await asyncio.shield(group.done)
 
+    def _lose(self, group: _Group, exc: BaseException) -> None:
+        """SQLite rolled back the group's whole transaction (a full disk, an I/O error): the units released
+        into it are gone, and each learns so instead of being answered as written."""
+        if not group.done.done():
+            group.done.set_exception(sqlite3.OperationalError(f"the shared transaction was rolled back: {exc}"))
+            group.done.exception()  # retrieved, so it is not logged as unobserved when no other unit waits
+        if self._group is group:
+            self._group = None
+
     async def _commit(self, writer: _Writer, group: _Group) -> None:
         """Commit the open group (the writer lock is held); every unit in it learns the outcome, even when
         the coroutine that asked for the commit is cancelled while it runs."""
         self._group = None
-        commit = writer.submit(_commit)
+        try:
+            commit = writer.submit(_commit)
+        except BaseException as exc:  # the writer is shut down: nobody may wait on this group forever
+            self._lose(group, exc)
+            raise
 
         def settle(fut: asyncio.Future[None]) -> None:
             if group.done.done():
@@ -359,41 +387,20 @@ class SQLiteStore(SqlStore):
             else:
                 self._write_lock.release()
 
-    async def list_pending(
-        self,
-        tenant: str,
-        *,
-        session_id: str | None,
-        now: float,
-        limit: int,
-        offset: int,
-        run_id: str | None = None,
-    ) -> tuple[list[ApprovalRecord], int]:
-        """A page costs the same with 100 or 100 000 held: rows come in index order (no sort of the whole
-        queue), and the total is the kept count less the few that expired and wait for the sweeper."""
-        where = "tenant = ? AND status = ? AND expires_at > ?"
-        args: list[Any] = [tenant, PENDING, now]
-        if session_id is not None:
-            where += " AND session_id = ?"
-            args.append(session_id)
-        if run_id is not None:
-            where += " AND run_id = ?"
-            args.append(run_id)
+    # rows in index order: a page is not a sort of the whole queue
+    pending_source = "approvals INDEXED BY approvals_pending_page"
+
+    async def _pending_total(self, tenant: str, now: float, where: str, args: list[Any], *, filtered: bool) -> int:
+        """Unfiltered, the total is the count the triggers keep less the few that expired and wait for the
+        sweeper, so a page costs the same with 100 or 100 000 held."""
+        if filtered:
+            return await super()._pending_total(tenant, now, where, args, filtered=filtered)
         rows = await self._all(
-            f"SELECT * FROM approvals INDEXED BY approvals_pending WHERE {where} "
-            "ORDER BY created_at, id LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        )
-        if session_id is None and run_id is None:
-            kept = await self._all("SELECT pending FROM pending_counts WHERE tenant = ?", (tenant,))
-            stale = await self._all(
-                "SELECT COUNT(*) FROM approvals WHERE status = ? AND expires_at <= ? AND tenant = ?",
-                (PENDING, now, tenant),
-            )
-            total = (kept[0][0] if kept else 0) - stale[0][0]
-        else:
-            total = (await self._all(f"SELECT COUNT(*) FROM approvals WHERE {where}", args))[0][0]
-        return [approval_from_row(r) for r in rows], total
+            "SELECT COALESCE((SELECT pending FROM pending_counts WHERE tenant = ?), 0) - "
+            "(SELECT COUNT(*) FROM approvals WHERE status = ? AND expires_at <= ? AND tenant = ?)",
+            (tenant, PENDING, now, tenant),
+        )  # one statement, so the count and the expired-but-unswept rows are read from one snapshot
+        return int(rows[0][0])
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         assert self._reader is not None, "store is not open"
@@ -438,7 +445,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-
 
 
 PENDING_COUNT_TRIGGERS = (

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,92 @@ async def test_the_pending_total_is_kept_by_the_file_and_filled_for_an_older_one
         assert on_disk(path, "SELECT tenant, pending FROM pending_counts") == [("default", 5)]
     finally:
         await store.close()
+
+
+async def test_a_pending_page_reads_no_more_than_the_page(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's statements walk an index in order (no sort of the queue) and fetch tasks by primary key
+    (not by scanning the tenant's tasks): their plans say so, whatever the queue's size."""
+    from tests.mesh.test_store import approval
+
+    async with store.transaction() as tx:
+        for i in range(3):
+            await tx.insert_task(task(f"t{i}"))
+            await tx.insert_approval(approval(f"a{i}", f"t{i}"))
+    statements: list[tuple[str, tuple]] = []
+    read = store._all
+
+    async def recording(sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        statements.append((sql, tuple(args)))
+        return await read(sql, args)
+
+    monkeypatch.setattr(store, "_all", recording)
+    rows, total = await store.list_pending("default", session_id=None, now=100.0, limit=2, offset=0)
+    found = await store.get_tasks("default", [r.task_id for r in rows] + [f"gone{i}" for i in range(48)])
+    assert total == 3 and sorted(found) == ["t0", "t1"]  # a page of 50 ids, two of them stored
+    with sqlite3.connect(store.path) as conn:
+        plans = {
+            sql: " | ".join(p[3] for p in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)) for sql, args in statements
+        }
+    assert not [p for p in plans.values() if "TEMP B-TREE" in p or p.startswith("SCAN approvals")], plans
+    task_plan = next(p for sql, p in plans.items() if "FROM tasks" in sql)
+    assert "INDEX sqlite_autoindex_tasks_1 (id=?)" in task_plan, task_plan
+
+
+async def test_when_sqlite_rolls_back_the_whole_group_no_unit_in_it_is_answered_as_written(
+    store: SQLiteStore,
+) -> None:
+    """A full disk makes SQLite roll back the transaction, not only the failing unit's savepoint: the units
+    released into it before are gone too, and must fail rather than return."""
+    async with store.transaction() as tx:
+        await tx.insert_task(task("before"))
+    assert store._writer is not None and store._writer.conn is not None
+    pages = store._writer.conn.execute("PRAGMA page_count").fetchone()[0]
+    store._writer.conn.execute(f"PRAGMA max_page_count = {pages + 8}")
+
+    async def small(i: int) -> None:
+        async with store.transaction() as tx:
+            await tx.insert_task(task(f"small{i}"))
+            await asyncio.sleep(0)  # the big unit queues behind and joins this group
+
+    async def big() -> None:
+        async with store.transaction() as tx:
+            huge = task("huge")
+            huge.status = {"blob": "x" * 2_000_000}
+            await tx.insert_task(huge)
+
+    results = await asyncio.gather(small(0), small(1), big(), return_exceptions=True)
+    assert isinstance(results[2], sqlite3.OperationalError) and "full" in str(results[2])
+    stored = {row[0] for row in on_disk(store.path, "SELECT id FROM tasks")}
+    for i, result in enumerate(results[:2]):
+        assert (result is None and f"small{i}" in stored) or isinstance(result, sqlite3.OperationalError), results
+    store._writer.conn.execute("PRAGMA max_page_count = 1073741823")
+    async with store.transaction() as tx:  # the next unit starts a transaction of its own
+        await tx.insert_task(task("after"))
+    assert "after" in {row[0] for row in on_disk(store.path, "SELECT id FROM tasks")}
+
+
+async def test_closing_while_a_group_is_open_commits_it_and_frees_its_waiters(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "c.db")
+    await store.open()
+    inside, go = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_task(task("k0"))
+            await asyncio.sleep(0)  # the second unit queues, so this one's commit is left to it
+
+    async def second() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_task(task("k1"))
+            inside.set()
+            await go.wait()
+
+    units = [asyncio.create_task(first()), asyncio.create_task(second())]
+    await inside.wait()
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0.05)
+    go.set()
+    await asyncio.wait_for(closing, 10)
+    results = await asyncio.wait_for(asyncio.gather(*units, return_exceptions=True), 10)
+    assert results == [None, None]
+    assert on_disk(tmp_path / "c.db", "SELECT id FROM tasks ORDER BY id") == [("k0",), ("k1",)]

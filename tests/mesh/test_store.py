@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord
+from mesh.store import PENDING, ApprovalRecord, ChannelRecord, Store, TaskRecord
 from mesh.store.base import audit_hash
 from mesh.store.postgres import PostgresStore
 from mesh.store.rows import GENESIS
@@ -549,3 +549,22 @@ async def test_get_tasks_reads_a_page_of_tasks_at_once_and_only_the_tenants(stor
     found = await store.get_tasks("default", ["p1", "p3", "missing", "other"])
     assert sorted(found) == ["p1", "p3"] and found["p3"].id == "p3"
     assert await store.get_tasks("default", []) == {}
+
+
+async def test_concurrent_creates_of_one_name_get_one_winner_and_no_error(store: Store) -> None:
+    """The second create runs while the first is uncommitted (on PostgreSQL both see no row yet)."""
+    import asyncio
+
+    async def create(i: int, hold_s: float) -> bool:
+        async with store.transaction() as tx:
+            won = await tx.put_channel(
+                ChannelRecord(tenant="default", name="ops", type="webhook", config={"n": i}, created_at=1.0)
+            )
+            await asyncio.sleep(hold_s)
+            return won
+
+    first = asyncio.create_task(create(0, 0.3))
+    await asyncio.sleep(0.05)
+    won = await asyncio.gather(first, *(create(i, 0) for i in range(1, 4)))
+    assert won == [True, False, False, False]
+    assert (await store.get_channel("default", "ops")).config == {"n": 0}  # type: ignore[union-attr]
