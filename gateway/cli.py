@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.secrets_files import load_or_create_key
@@ -37,6 +38,30 @@ def duration(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``lo`` to ``hi``, or a usage error naming the option."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if not lo <= number <= hi:
+            raise argparse.ArgumentTypeError(f"{number} is not from {lo} to {hi}")
+        return number
+
+    return parse
+
+
+port = bounded_int(1, 65535)
+
+
+def flag(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, option: str, help: str) -> None:
+    """A switch that ``AIRLOCK_<OPTION>`` (1/true/yes/on) also turns on."""
+    name = option.removeprefix("--").replace("-", "_").upper()
+    parser.add_argument(option, action="store_true", default=env_flag(name), help=help)
+
+
 def jwt_secret(explicit: str | None) -> bytes:
     if explicit:
         return explicit.encode()
@@ -51,13 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the mesh and the gateway")
     serve.add_argument("--host", default=env("HOST", "127.0.0.1"))
-    serve.add_argument("--mesh-port", type=int, default=int(env("MESH_PORT", "8080") or 8080))
-    serve.add_argument("--gateway-port", type=int, default=int(env("GATEWAY_PORT", "8081") or 8081))
+    # an AIRLOCK_* value is a string default: argparse converts it with the option's type, so a bad one is a
+    # usage error naming the option, not a traceback
+    serve.add_argument("--mesh-port", type=port, default=env("MESH_PORT", "8080") or "8080")
+    serve.add_argument("--gateway-port", type=port, default=env("GATEWAY_PORT", "8081") or "8081")
     serve.add_argument("--store", default=env("STORE"), help="sqlite:///path (default $AIRLOCK_HOME/airlock.db)")
     serve.add_argument(
         "--approval-timeout",
         type=duration,
-        default=duration(env("APPROVAL_TIMEOUT", "1h") or "1h"),
+        default=env("APPROVAL_TIMEOUT", "1h") or "1h",
         help="how long a hold waits: 90s, 15m, 2h (default 1h)",
     )
     serve.add_argument(
@@ -84,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--agent-timeout",
         type=duration,
-        default=duration(env("AGENT_TIMEOUT", "30s") or "30s"),
+        default=env("AGENT_TIMEOUT", "30s") or "30s",
         help="how long a downstream A2A agent may take to answer: 10s, 2m (default 30s)",
     )
-    serve.add_argument("--demo", action="store_true", default=env_flag("DEMO"), help="add the staging-db demo agent")
+    flag(serve, "--demo", "add the staging-db demo agent")
     serve.add_argument(
         "--auth",
         choices=["jwt", "none"],
@@ -95,35 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="'none' takes unauthenticated calls (development only)",
     )
     role = serve.add_mutually_exclusive_group()
-    role.add_argument(
-        "--mesh-only",
-        action="store_true",
-        default=env_flag("MESH_ONLY"),
-        help="run only the mesh (A2A) role over the store",
-    )
-    role.add_argument(
-        "--gateway-only",
-        action="store_true",
-        default=env_flag("GATEWAY_ONLY"),
-        help="run only the gateway (people and admin) role over the store",
-    )
-    serve.add_argument(
+    flag(role, "--mesh-only", "run only the mesh (A2A) role over the store")
+    flag(role, "--gateway-only", "run only the gateway (people and admin) role over the store")
+    flag(
+        serve,
         "--push-allow-private",
-        action="store_true",
-        default=env_flag("PUSH_ALLOW_PRIVATE"),
-        help="let push notifications go to private, loopback and link-local addresses (development only)",
+        "let push notifications go to private, loopback and link-local addresses (development only)",
     )
-    serve.add_argument(
+    flag(
+        serve,
         "--sign",
-        action="store_true",
-        default=env_flag("SIGN"),
-        help="give every held approval signed approve/deny links (key made once in $AIRLOCK_HOME/signing.key)",
+        "give every held approval signed approve/deny links (key made once in $AIRLOCK_HOME/signing.key)",
     )
     serve.add_argument("--signing-key", type=Path, default=env("SIGNING_KEY"), help="key file for signed links")
     serve.add_argument(
         "--max-pending",
-        type=int,
-        default=int(env("MAX_PENDING", "10000") or 10000),
+        type=bounded_int(1, 10**9),
+        default=env("MAX_PENDING", "10000") or "10000",
         help="the approvals API answers 503 past this many pending approvals (default 10000)",
     )
     serve.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))

@@ -74,7 +74,20 @@ def run(args: argparse.Namespace, home: Any) -> int:
 # ---------------------------------------------------------------------------------------------- HTTP
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as an error: the bearer token is never sent on to another address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def request(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    parts = urllib.parse.urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CliError(f"--url must be the gateway's http:// or https:// address, not {args.url!r}")
     url = args.url.rstrip("/") + path
     headers = {"Accept": "application/json"}
     if args.token:
@@ -85,7 +98,7 @@ def request(args: argparse.Namespace, method: str, path: str, body: dict[str, An
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
+        with _OPENER.open(req, timeout=args.timeout) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as exc:
         raise CliError(error_message(exc.read(), exc.reason), exc.code) from None
@@ -171,7 +184,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     approved = args.approvals_command == "approve"
-    payload: dict[str, Any] = {"approved": approved, "resolved_by": "cli"}
+    payload: dict[str, Any] = {"approved": approved}
     if args.reason:
         payload["reason"] = args.reason
     body = request(args, "POST", f"/v1/approvals/{quoted(args.id)}/resolve", payload)

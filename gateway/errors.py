@@ -46,6 +46,23 @@ class ApiError(Exception):
         self.status, self.message, self.field = status, message, field
 
 
+MAX_ID = 2**63 - 1  # the largest id or cursor a database integer holds
+
+
+def query_int(raw: str | None, name: str, default: int, *, minimum: int = 0, maximum: int = MAX_ID) -> int:
+    """An integer from a query string or header, bounded: past ``maximum`` it is the caller's error (400),
+    never a database's overflow (500)."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:  # also a number too long to convert
+        raise ApiError(400, f"{name} must be an integer", field=name) from None
+    if not minimum <= value <= maximum:
+        raise ApiError(400, f"{name} must be an integer from {minimum} to {maximum}", field=name)
+    return value
+
+
 @web.middleware
 async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -156,7 +156,7 @@ async def resolve_approval(request: web.Request) -> web.Response:
             resolution={"decision": "approve" if approved else "deny"},
             surface="api",
             principal=principal,
-            resolved_by=_resolver(body) or "api",
+            resolved_by=_resolver(body),
         )
         if persist:
             # checked before resolving, so a call that cannot become a rule is not approved half-way
@@ -171,7 +171,8 @@ async def resolve_approval(request: web.Request) -> web.Response:
         raise ApiError(404, f"no approval {approval_id}") from None
     persisted = False
     if persist and outcome.decision == "approve":
-        await mesh.persist_rule(outcome.approval, req.principal.sub if req.principal else "api")
+        assert req.principal is not None  # a signed link never persists
+        await mesh.persist_rule(outcome.approval, req.principal.sub)
         persisted = True
     return json_response(
         {

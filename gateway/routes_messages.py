@@ -27,6 +27,8 @@ async def pending(request: web.Request) -> web.Response:
     principal = require(request, "approver", "admin")
     body = await read_object(request, allow_empty=True)
     tenant = body.get("tenant_id", principal.tenant)
+    if not isinstance(tenant, str):
+        raise ApiError(400, "tenant_id must be a string", field="tenant_id")
     if tenant != principal.tenant:
         raise ApiError(403, "tenant_id is not the caller's tenant", field="tenant_id")
     session_id = body.get("session_id")

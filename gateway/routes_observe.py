@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 
 from gateway.auth import require
-from gateway.errors import ApiError, json_response
+from gateway.errors import json_response, query_int
 from gateway.keys import MESH
 from mesh import metrics
 from mesh.events import Event
@@ -72,13 +72,7 @@ def last_event_id(request: web.Request) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     if raw is None or not raw.strip():
         return None
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ApiError(400, "Last-Event-ID must be an event id (an integer)") from None
-    if value < 0:
-        raise ApiError(400, "Last-Event-ID must be 0 or more")
-    return value
+    return query_int(raw, "Last-Event-ID", 0)
 
 
 async def latest_seq(store: Store, tenant: str) -> int:
@@ -248,19 +242,6 @@ async def prometheus(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------- audit
 
 
-def _int_param(request: web.Request, name: str, default: int, *, minimum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer", field=name) from None
-    if value < minimum:
-        raise ApiError(400, f"{name} must be {minimum} or more", field=name)
-    return value
-
-
 def audit_public(entry: AuditRecord) -> dict[str, Any]:
     return {
         "seq": entry.seq,
@@ -279,8 +260,8 @@ async def audit_page(request: web.Request) -> web.Response:
     """The caller's tenant's audit entries after ``after``, oldest first; ``next_after`` pages on."""
     principal = require(request, "admin")
     store = request.app[MESH].store
-    after = _int_param(request, "after", 0, minimum=0)
-    limit = min(_int_param(request, "limit", AUDIT_DEFAULT_LIMIT, minimum=1), AUDIT_MAX_LIMIT)
+    after = query_int(request.query.get("after"), "after", 0)
+    limit = min(query_int(request.query.get("limit"), "limit", AUDIT_DEFAULT_LIMIT, minimum=1), AUDIT_MAX_LIMIT)
     found: list[AuditRecord] = []
     cursor = after
     while len(found) <= limit:  # one entry past the page says whether there is a next one

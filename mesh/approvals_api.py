@@ -316,7 +316,7 @@ class ApprovalsApi:
                         resolution={"decision": action},
                         surface="bulk",
                         principal=principal,
-                        resolved_by=resolved_by or "api",
+                        resolved_by=resolved_by,
                     )
                 )
             except (Conflict, Gone, Forbidden, InvalidInput):

@@ -88,6 +88,14 @@ def _authorize(approval: ApprovalRecord, req: ResolveRequest) -> str:
     return req.resolved_by or principal.sub
 
 
+def credential_of(req: ResolveRequest) -> str:
+    """Who the audit trail names: the verified identity (a JWT's subject, or the kind of single-use
+    credential), never a name the request merely states."""
+    if req.principal is not None:
+        return req.principal.sub
+    return "signed-link" if req.preauthorized else "callback-token"
+
+
 def _check_open(approval: ApprovalRecord, now: float) -> None:
     if approval.status == "expired" or (approval.status == PENDING and approval.expires_at <= now):
         raise Gone("this approval has expired")
@@ -159,10 +167,13 @@ class ResolvePath:
                 detail = {"task": task.id, "status": status, "surface": req.surface, "policy": approval.policy}
                 if req.principal is not None:
                     detail["principal"] = req.principal.sub
+                actor = credential_of(req)
+                if resolver != actor:
+                    detail["resolved_by"] = resolver  # the name the caller gave: shown, not trusted
                 await tx.audit(
                     tenant=task.tenant,
                     kind="approval.resolved",
-                    actor=resolver,
+                    actor=actor,
                     subject=approval.id,
                     detail=detail,
                     now=now,

@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 import aiohttp
 import orjson
 from pydantic import TypeAdapter, ValidationError
+from yarl import URL
 
 from a2ui import MASK
 from mesh.models import Artifact, Message, Part, TaskState, new_id
@@ -334,8 +335,9 @@ class RemoteAgent(Agent):
         except TimeoutError:
             raise RemoteAgentError(f"{self.name} did not answer within {self.timeout_s:g}s") from None
         except aiohttp.ClientError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise RemoteAgentError(f"{self.name} is unreachable at {self.endpoint}: {reason}") from None
+            shown = without_credentials(self.endpoint)
+            reason = (str(exc) or type(exc).__name__).replace(self.endpoint, shown)
+            raise RemoteAgentError(f"{self.name} is unreachable at {shown}: {reason}") from None
         finally:
             self._inflight -= 1
             if self._retired and not self._inflight:
@@ -381,3 +383,11 @@ def _state_of(task: Mapping[str, Any]) -> TaskState | None:
         return TaskState(state)
     except ValueError:
         return None
+
+
+def without_credentials(url: str) -> str:
+    """``url`` as it may appear in a task's status or a log: an endpoint's ``user:password@`` left out."""
+    try:
+        return str(URL(url).with_user(None))
+    except ValueError:
+        return "<invalid url>"

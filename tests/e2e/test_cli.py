@@ -96,7 +96,7 @@ def test_list_show_approve_deny(server: Server) -> None:
     shown = cli("show", first, "--json", *url, token=admin)
     assert shown.returncode == 0, shown.stderr
     body = json.loads(shown.stdout)
-    assert (body["status"], body["resolved_by"]) == ("approved", "cli")
+    assert (body["status"], body["resolved_by"]) == ("approved", "alice")  # the token's subject, not a label
 
     # a second answer to the same approval is a replay: the server's 410 message, a non-zero exit
     again = cli("approve", first, *url, token=admin)

@@ -216,7 +216,7 @@ async def test_approve_then_replay_is_gone(airlock: Airlock) -> None:
     }
     code, one = await get(airlock, approval["id"])
     assert code == 200
-    assert one["status"] == "approved" and one["resolved_by"] == "api" and one["resolved_at"]
+    assert one["status"] == "approved" and one["resolved_by"] == "bob" and one["resolved_at"]  # the caller
     assert (await listing(airlock))["approvals"] == []
     for again in ({"approved": True}, {"approved": False}):
         err = await error_of(await resolve(airlock, approval["id"], again), 410)
@@ -592,3 +592,18 @@ async def test_bodies_fit_the_declared_schemas(airlock: Airlock) -> None:
     )
     assert later["status"] == "approved"
     await fits(await bulk(airlock, {"run_id": ""}), "/v1/approvals/bulk-resolve", "post")
+
+
+async def test_a_stated_resolved_by_is_shown_but_the_audit_names_the_verified_caller(airlock: Airlock) -> None:
+    approval = await created(airlock)
+    resp = await resolve(airlock, approval["id"], {"approved": True, "resolved_by": "someone-else"})
+    assert resp.status == 200, await resp.text()
+    code, one = await get(airlock, approval["id"])
+    assert code == 200 and one["resolved_by"] == "someone-else"
+    entry = next(
+        e
+        for e in await airlock.mesh.store.audit_entries(limit=1000)
+        if e.kind == "approval.resolved" and e.subject == approval["id"]
+    )
+    assert entry.actor == "bob" and entry.detail["resolved_by"] == "someone-else"
+    assert entry.detail["principal"] == "bob"

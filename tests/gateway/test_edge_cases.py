@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Airlock, bearer, guide_message, start_airlock
-from tests.gateway.conftest import pending
+from tests.gateway.conftest import error_of, pending
 
 
 async def test_huge_server_approval_timeout_still_holds(tmp_path: Path) -> None:
@@ -24,7 +24,12 @@ async def test_forged_callback_token_answers_alike_for_real_and_unknown_ids(airl
     body = {"callback_token": "A" * 43, "resolution": {"decision": "approve"}}
     real = await airlock.gateway.post(f"/messages/{task['id']}/resolve", json=body)
     unknown = await airlock.gateway.post("/messages/no-such-task/resolve", json=body)
-    assert real.status == unknown.status, (real.status, unknown.status)
+    # a bare token learns nothing of which ids exist: the same 401 and the same body for both
+    real_error = await error_of(real, 401)
+    assert await error_of(unknown, 401) == real_error
+    status, listed = await pending(airlock, bearer())
+    assert status == 200 and [m["message_id"] for m in listed["messages"]] == [task["id"]]
+    assert await airlock.executions() == 0
     # and a JWT from another tenant cannot tell them apart either (this part already holds)
     a = await airlock.resolve(task["id"], {"decision": "approve"}, headers=other_tenant)
     b = await airlock.resolve("no-such-task", {"decision": "approve"}, headers=other_tenant)

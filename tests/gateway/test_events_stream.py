@@ -224,3 +224,6 @@ async def test_stream_needs_an_admin(gw: TestClient) -> None:
     await error_of(await gw.get("/v1/events/stream", headers=bearer("carol", "approver")), 403)
     await error_of(await gw.get("/v1/events/stream", headers=bearer("dave", "agent")), 403)
     await error_of(await gw.get("/v1/events/stream", headers={**bearer(), "Last-Event-ID": "nope"}), 400)
+    for too_big in (str(2**63), "1" * 40):
+        await error_of(await gw.get("/v1/events/stream", headers={**bearer(), "Last-Event-ID": too_big}), 400)
+        await error_of(await gw.get(f"/v1/events/stream?last_event_id={too_big}", headers=bearer()), 400)
