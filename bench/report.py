@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 COLUMNS = ("scenario", "c", "req/s", "p50 ms", "p99 ms", "result", "target", "cpu srv/load %")
+# counts of things that went wrong (or, for ``extra``, of filler requests): summed over a figure's runs, never
+# taken as a median, so one failing run shows
+COUNTERS = ("bad", "other", "conflict", "extra", "untimed")
+ERRORS = ("bad", "other", "conflict", "err_connect", "err_read", "err_write", "err_timeout")
+
+
+def is_counter(key: str) -> bool:
+    return key in COUNTERS or key.startswith("err_")
 
 
 def ratio(a: float, b: float) -> str:
@@ -21,7 +29,9 @@ def count(n: int) -> str:
 
 def brief(result: dict[str, Any]) -> str:
     if "rps" in result:
-        extra = f" bad={result['bad']}" if result.get("bad") else ""
+        extra = "".join(f" {k}={result[k]}" for k in (*ERRORS, "extra") if result.get(k))
+        if "webhook_drain_s" in result:
+            extra += f" webhooks drained +{result['webhook_drain_s']:.1f}s"
         return (
             f"{result['rps']:.0f} req/s p50 {result['p50_ms']:.2f} ms p99 {result['p99_ms']:.2f} ms "
             f"cpu {result['server_cpu_pct']:.0f}/{result['load_cpu_pct']:.0f}%{extra}"
@@ -30,9 +40,10 @@ def brief(result: dict[str, Any]) -> str:
 
 
 def row(scenario: str, c: int, m: dict[str, Any], result: str = "", target: str = "") -> dict[str, Any]:
-    errors = sum(int(m.get(k, 0)) for k in ("bad", "other", "err_connect", "err_read", "err_write", "err_timeout"))
+    errors = sum(int(m.get(k, 0)) for k in ERRORS)
     if errors:
-        result = f"{result}; {errors} bad answers/errors".lstrip("; ")
+        runs = m.get("runs", 1)
+        result = f"{result}; {errors} bad answers/errors in {runs} run{'s' if runs != 1 else ''}".lstrip("; ")
     return {
         "scenario": scenario,
         "c": c,
@@ -46,7 +57,8 @@ def row(scenario: str, c: int, m: dict[str, Any], result: str = "", target: str 
     }
 
 
-def text_row(scenario: str, result: str, target: str = "") -> dict[str, Any]:
+def text_row(scenario: str, result: str, target: str = "", m: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A row of text only; with ``m`` (a run's figures) it shows the CPU use of both sides too."""
     return {
         "scenario": scenario,
         "c": None,
@@ -55,8 +67,8 @@ def text_row(scenario: str, result: str, target: str = "") -> dict[str, Any]:
         "p99_ms": None,
         "result": result,
         "target": target,
-        "server_cpu_pct": None,
-        "load_cpu_pct": None,
+        "server_cpu_pct": round(m["server_cpu_pct"]) if m else None,
+        "load_cpu_pct": round(m["load_cpu_pct"]) if m else None,
     }
 
 

@@ -35,6 +35,7 @@ NEVER_POLICIES = 50
 CHANNEL = "bench-hook"
 HOLD_POLICY = "bench-hold"
 ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
+SAME_CORE = "both replicas on core 0"  # every server runs on the server core, replicas too
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Bench:
     raw: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     hook_port: int = 0
+    hook: Proc | None = None  # the webhook receiver, on the load core: its CPU counts as load
     bodies: dict[str, Path] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ processes
@@ -74,6 +76,7 @@ class Bench:
             core=LOAD_CORE,
         )
         self.procs.append(hook)
+        self.hook = hook
         wait_http(hook, f"http://127.0.0.1:{self.hook_port}/healthz")
         for name, tool in (("allow", ALLOW_TOOL), ("hold", HOLD_TOOL)):
             path = self.work / f"{name}.json"
@@ -223,6 +226,11 @@ class Bench:
             except Exception as exc:
                 print(f"warning: could not drop schemas {self.schemas}: {exc}", file=sys.stderr)
 
+    @property
+    def load_procs(self) -> list[Proc]:
+        """The long-running helpers on the load core, whose CPU counts in a run's load CPU."""
+        return [self.hook] if self.hook else []
+
     # ------------------------------------------------------------------ measuring
 
     def rotate(self, targets: list[tuple[str, Callable[[], dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
@@ -242,27 +250,54 @@ class Bench:
         expect = '"state":"input-required"' if kind == "hold" else '"state":"completed"'
         args = [str(self.bodies[kind]), f"Bearer {token}" if token else "-", expect]
         return lambda: run_wrk(
-            url, "post.lua", args, connections=c, duration=self.opts.duration, servers=servers, addrs=addrs
+            url,
+            "post.lua",
+            args,
+            connections=c,
+            duration=self.opts.duration,
+            servers=servers,
+            load_procs=self.load_procs,
+            addrs=addrs,
         )
+
+    def drained(self, airlock: Airlock, run: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        """``run``, then a wait until ``airlock`` has delivered the webhooks its held tasks queued, so their
+        delivery does not load the next target of the rotation; the wait is ``webhook_drain_s``."""
+
+        def wrapped() -> dict[str, Any]:
+            before = self.hook_count(airlock.name)
+            result = run()
+            result["webhook_drain_s"] = self.wait_webhooks(airlock, before + int(result["ok"]))
+            return result
+
+        return wrapped
 
     # ------------------------------------------------------------------ scenarios
 
     def scenario_send(self) -> None:
         """1 (allow path vs the floor and the reference) and 2 (hold path vs allow)."""
         want = set(self.opts.scenarios)
-        targets: list[tuple[str, str, str, str | None, list[Proc]]] = []  # name, url, body, token, servers
+        # name, url, body, token, servers, the Airlock whose webhooks to wait for after each run
+        targets: list[tuple[str, str, str, str | None, list[Proc], Airlock | None]] = []
         if 1 in want:
             floor, floor_url = self.baseline("floor", "bench.floor_server")
             ref, ref_url = self.baseline("ref", "bench.ref_server")
-            targets += [("floor", floor_url, "allow", None, [floor]), ("ref", ref_url, "allow", None, [ref])]
+            targets += [
+                ("floor", floor_url, "allow", None, [floor], None),
+                ("ref", ref_url, "allow", None, [ref], None),
+            ]
         allow = self.airlock("allow", hold=False)
-        targets.append(("allow", f"{allow.mesh_urls[0]}/", "allow", allow.agent, allow.procs))
+        targets.append(("allow", f"{allow.mesh_urls[0]}/", "allow", allow.agent, allow.procs, None))
         if 2 in want:
             hold = self.airlock("hold")
-            targets.append(("hold", f"{hold.mesh_urls[0]}/", "hold", hold.agent, hold.procs))
+            targets.append(("hold", f"{hold.mesh_urls[0]}/", "hold", hold.agent, hold.procs, hold))
         for c in self.opts.concurrency:
             print(f"scenario 1/2 send at c={c}", file=sys.stderr, flush=True)
-            med = self.rotate([(f"{n}@c{c}", self.send_run(u, k, t, c, s)) for n, u, k, t, s in targets])
+            runs = []
+            for n, u, k, t, s, hooks in targets:
+                run = self.send_run(u, k, t, c, s)
+                runs.append((f"{n}@c{c}", self.drained(hooks, run) if hooks else run))
+            med = self.rotate(runs)
             floor_m, ref_m, allow_m = med.get(f"floor@c{c}"), med.get(f"ref@c{c}"), med[f"allow@c{c}"]
             if floor_m:
                 self.rows.append(report.row("floor: bare aiohttp", c, floor_m))
@@ -284,7 +319,8 @@ class Bench:
                         "2 hold (+1 match, webhook)",
                         c,
                         hold_m,
-                        f"{report.pct(hold_m['rps'], allow_m['rps'])} allow",
+                        f"{report.pct(hold_m['rps'], allow_m['rps'])} allow; "
+                        f"webhooks drained {hold_m['webhook_drain_s']:.1f}s after a run",
                         ">=50% allow",
                     )
                 )
@@ -310,6 +346,7 @@ class Bench:
                 connections=32,
                 duration=900,
                 servers=airlock.procs,
+                load_procs=self.load_procs,
                 addrs=addrs,
                 done_files=[Path(f"{chunk}.done.{i + 1}") for i in range(threads)],
             )
@@ -347,9 +384,16 @@ class Bench:
         for _, airlock in targets:
             self.prepare_resolve(airlock)
         med = self.rotate([(label, self.resolve_runs(a, label)) for label, a in targets])
-        for label, _ in targets:
+        for label, airlock in targets:
             m = med[label]
-            self.rows.append(report.row(label, 32, m, f"{m['ok']:.0f} resolved in {m['seconds']:.2f}s"))
+            text = f"{m['ok']:.0f} resolved in {m['seconds']:.2f}s"
+            if m["extra"]:
+                text += f", {m['extra']:.0f} /healthz fillers"
+                if m["latency_from"] != "script":
+                    text += " (in p50/p99)"
+            if len(airlock.replicas) > 1:
+                text += f" ({SAME_CORE})"
+            self.rows.append(report.row(label, 32, m, text))
 
     def scenario_pending_memory(self) -> None:
         """4 (one page of /messages/pending with 100 vs ``held`` held tasks) and 6 (RSS 0 vs ``held``)."""
@@ -383,6 +427,7 @@ class Bench:
                                 connections=c,
                                 duration=self.opts.duration,
                                 servers=a.procs,
+                                load_procs=self.load_procs,
                             ),
                         )
                     )
@@ -440,13 +485,19 @@ class Bench:
                     next(tasks),
                     "--count",
                     str(self.opts.race),
-                ]
+                ],
+                servers=airlock.procs,
+                load_procs=self.load_procs,
             )
             results.append(result)
             return result
 
         def floor_run() -> dict[str, Any]:
-            return run_loadgen(["race", "--url", floor_url.rstrip("/"), "--count", str(self.opts.race), "--send"])
+            return run_loadgen(
+                ["race", "--url", floor_url.rstrip("/"), "--count", str(self.opts.race), "--send"],
+                servers=[floor],
+                load_procs=self.load_procs,
+            )
 
         med = self.rotate([("race", race_run), ("race-floor", floor_run)])
         wins = [r["statuses"].get("200", 0) for r in results]
@@ -459,8 +510,10 @@ class Bench:
                 f"{'OK' if ok else 'FAIL'}: 200s per run {wins}, answered {answered}/{self.opts.race}"
                 + (f", other {others}" if any(others) else "")
                 + f"; last answer {med['race']['last_answer_ms']:.0f} ms "
-                f"(same burst of sends to the floor: {med['race-floor']['last_answer_ms']:.0f} ms)",
+                f"(same burst of sends to the floor: {med['race-floor']['last_answer_ms']:.0f} ms); "
+                f"load process {med['race']['load_cpu_pct']:.0f}% CPU",
                 "exactly one 200",
+                med["race"],
             )
         )
         floor.stop()
@@ -486,7 +539,7 @@ class Bench:
                         "7 allow (pg, 2 replicas)",
                         c,
                         m2,
-                        f"{report.ratio(m2['rps'], med[f'pg1@c{c}']['rps'])}x 1 replica",
+                        f"{report.ratio(m2['rps'], med[f'pg1@c{c}']['rps'])}x 1 replica ({SAME_CORE})",
                     )
                 )
         return [("pg, 1 replica", pg1), ("pg, 2 replicas", pg2)]
@@ -533,12 +586,16 @@ def scenario_order(row: dict[str, Any]) -> int:
 
 
 def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the runs, except the counters (bad answers, errors, fillers), which
+    are summed so that one failing run shows; ``runs`` is how many runs there were."""
     out: dict[str, Any] = {}
     for key, value in results[0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
-            out[key] = statistics.median(r[key] for r in results)
+            values = [r[key] for r in results]
+            out[key] = sum(values) if report.is_counter(key) else statistics.median(values)
         else:
             out[key] = value
+    out["runs"] = len(results)
     return out
 
 

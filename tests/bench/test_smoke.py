@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import PG_URL
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,7 +30,9 @@ def test_every_scenario_runs(wrk: str, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     argv = [sys.executable, "-m", "bench", "--quick", "--rounds", "1", "--duration", "1"]
     argv += ["--held", "100", "--resolves", "40", "--race", "20", "--out", str(out)]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    # scenario 7 runs against the tests' PostgreSQL (AIRLOCK_TEST_PG), wherever that is
+    env = {**os.environ, "AIRLOCK_BENCH_PG": PG_URL}
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert "machine: nproc=" in done.stdout and "| scenario" in done.stdout
 
