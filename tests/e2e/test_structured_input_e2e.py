@@ -54,7 +54,6 @@ def text_of(task: dict[str, Any]) -> str:
 async def test_structured_input_end_to_end(server: Server) -> None:
     password = secrets.token_urlsafe(24)[:32]
     other_password = secrets.token_urlsafe(24)[:32]
-    assert len(password) == 32 and len(other_password) == 32
     values = {"username": "john@example.com", "password": password, "remember_me": True}
     approver = {"Authorization": f"Bearer {server.token('alice', 'approver', 'admin')}"}
     sender = {"Authorization": f"Bearer {server.token('carol', 'agent')}"}

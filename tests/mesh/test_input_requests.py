@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from a2ui import MASK, MIME_TYPE, form_part, make_form
 from mesh.agents.base import Agent, Execution, Plan, Reply, TurnContext, text_reply
@@ -548,15 +551,43 @@ async def test_a2a_answer_masks_sensitive_values_too(airlock: Airlock) -> None:
     assert not any(s.encode() in raw for s in secrets_)
 
 
-async def test_a_webhook_channel_without_the_flag_is_not_told(airlock: Airlock, receiver: Receiver) -> None:
-    resp = await airlock.gateway.post(
-        "/internal/channels/new",
-        json={"name": "holds-only", "type": "webhook", "config": {"url": receiver.url}},
-        headers=bearer("root", "admin"),
-    )
-    assert resp.status == 201
-    await ask_form(airlock)
-    await asyncio.sleep(0.3)
+@pytest.fixture
+async def control() -> AsyncIterator[Receiver]:
+    """A second receiver, for a channel that should be told: a test waits for it instead of sleeping."""
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    rec.server = TestServer(app, host="127.0.0.1", port=0)
+    await rec.server.start_server()
+    try:
+        yield rec
+    finally:
+        await rec.server.close()
+
+
+async def test_a_webhook_channel_without_the_flag_is_not_told(
+    airlock: Airlock, receiver: Receiver, control: Receiver
+) -> None:
+    for name, config in (
+        ("holds-only", {"url": receiver.url}),
+        ("asks", {"url": control.url, "input_requests": True}),
+    ):
+        resp = await airlock.gateway.post(
+            "/internal/channels/new",
+            json={"name": name, "type": "webhook", "config": config},
+            headers=bearer("root", "admin"),
+        )
+        assert resp.status == 201
+    _, first = await ask_form(airlock)
+    await control.wait(1)
+    # a second request, written after the control heard of the first: the outbox run that sends it starts
+    # after the run that would have carried a row of the first request to "holds-only" has ended
+    _, second = await ask_form(airlock)
+    notes = await control.wait(2)
+    assert [(n["event"], n["message_id"]) for n in notes] == [
+        ("input.requested", first["id"]),
+        ("input.requested", second["id"]),
+    ]
     assert receiver.bodies == []
 
 

