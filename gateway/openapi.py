@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 
 from aiohttp import web
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "schemas" / "openapi.json"
+# ``schemas`` is installed with the code (a package of data files), so this works from a wheel too
+SPEC_PATH = files("schemas") / "openapi.json"
 
 
 @cache

@@ -130,8 +130,12 @@ class ApprovalsApi:
                 {"kind": "data", "data": {"tool": tool, "arguments": arguments}},
             ],
         }
+        decision = (await self.policies(principal.tenant)).evaluate(action)
+        if decision.enforcement == Enforcement.BLOCK:  # a block is final: no grant and no person overrides it
+            name = decision.policy.name if decision.policy else "policy"
+            raise Forbidden(f"blocked by policy {name}: {decision.reason}")
         if run_id is not None:
-            grant = await self.store.active_grant(principal.tenant, agent, run_id, now)
+            grant = await self.store.active_grant(principal.tenant, principal.sub, agent, run_id, now)
             if grant is not None:
                 note = f"approved by the run grant {grant.run_id} that {grant.granted_by} opened"
                 return False, await self._approve_at_creation(
@@ -146,7 +150,6 @@ class ApprovalsApi:
                     run_id=run_id,
                     audit=("grant.used", grant.granted_by),
                 )
-        decision = (await self.policies(principal.tenant)).evaluate(action)
         if decision.enforcement == Enforcement.ALLOW and decision.policy is not None:
             note = f"allowed by policy {decision.policy.name}"
             return False, await self._approve_at_creation(
@@ -325,12 +328,14 @@ class ApprovalsApi:
                 continue
             resolved.append(approval)
         if action == "approve":
-            # a grant only for the agents whose calls this caller approved here (never one it may not approve)
-            agents = sorted({a.action.get("agent") or "" for a in resolved} - {""})
+            # a grant only for the callers and agents whose calls this person approved here (never one it may
+            # not approve, never another caller stating the same agent name)
+            covered = sorted({(a.requested_by, a.action.get("agent") or "") for a in resolved if a.action.get("agent")})
             async with self.store.transaction() as tx:
-                for agent in agents:
+                for caller, agent in covered:
                     grant = RunGrant(
                         tenant=principal.tenant,
+                        caller=caller,
                         agent=agent,
                         run_id=run_id,
                         granted_by=principal.sub,
@@ -343,7 +348,7 @@ class ApprovalsApi:
                         kind="grant.opened",
                         actor=principal.sub,
                         subject=run_id,
-                        detail={"agent": agent, "expires_at": iso(grant.expires_at)},
+                        detail={"agent": agent, "caller": caller, "expires_at": iso(grant.expires_at)},
                         now=now,
                     )
         return [a.id for a in resolved]

@@ -46,6 +46,7 @@ class TaskState(StrEnum):
     UNKNOWN = "unknown"
 
 
+MAX_HISTORY_LENGTH = 1_000_000  # past any task's history; bounds a number a database must hold
 TERMINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.CANCELED, TaskState.FAILED, TaskState.REJECTED})
 INTERRUPTED_STATES = frozenset({TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED})
 
@@ -138,7 +139,7 @@ class PushNotificationConfig(Wire):
 class MessageSendConfiguration(Wire):
     accepted_output_modes: list[str] | None = None
     blocking: bool | None = None
-    history_length: int | None = Field(default=None, ge=0)
+    history_length: int | None = Field(default=None, ge=0, le=MAX_HISTORY_LENGTH)
     push_notification_config: PushNotificationConfig | None = None
 
 
@@ -150,7 +151,7 @@ class MessageSendParams(Wire):
 
 class TaskQueryParams(Wire):
     id: str = Field(min_length=1)
-    history_length: int | None = Field(default=None, ge=0)
+    history_length: int | None = Field(default=None, ge=0, le=MAX_HISTORY_LENGTH)
     metadata: dict[str, Any] | None = None
 
 

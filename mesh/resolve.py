@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from a2ui import ResolutionError, decision_of, redact, sensitive_fields, validate_resolution
+from mesh import jsonrpc as rpc
 from mesh import metrics
 from mesh.agents.base import Execution, Reply, TurnContext
 from mesh.auth import Principal
@@ -188,8 +189,15 @@ class ResolvePath:
         approval.surface, approval.values = req.surface, stored_values
         self._publish("approval.resolved", task, approval_id=approval.id, status=status)
         if asked:
-            principal = req.principal or Principal(sub=resolver, tenant=approval.tenant, roles=frozenset())
-            wire = await continue_with_answer(self, task, approval, values, principal)
+            # the next turn runs as the verified caller; a name the request only states is never a principal
+            principal = req.principal or Principal(sub=credential_of(req), tenant=approval.tenant, roles=frozenset())
+            try:
+                wire = await continue_with_answer(self, task, approval, values, principal)
+            except Exception as exc:  # the answer is written; a turn that cannot run fails the task, never hangs it
+                log.exception("task %s: the turn after the answer to %s failed", task.id, approval.id)
+                reason = exc.message if isinstance(exc, rpc.RpcError) else type(exc).__name__
+                await self._fail_working(task, f"The answer was recorded, but the agent could not go on: {reason}")
+                wire = task.to_wire()
             return Outcome(approval=approval, decision=decision, task=wire)
         if decision == "approve" and not guard:
             await self._run_approved(task, approval, values)
@@ -234,6 +242,15 @@ class ResolvePath:
         if asked is not None:
             self._publish("approval.created", task, approval_id=asked.id, request="input")
 
+    async def _fail_working(self: Mesh, task: TaskRecord, text: str, *, reason: str = "failed") -> None:  # type: ignore[misc]
+        """A task left ``working`` by a turn that cannot go on ends ``failed`` (if nothing moved it since)."""
+        msg = set_state(task, TaskState.FAILED, text_parts(text), self.clock(), {"reason": reason})
+        async with self.store.transaction() as tx:
+            if await tx.update_task(task, expect_state=TaskState.WORKING):
+                await self._state_written(tx, task)
+                await tx.append_history(task.id, [msg] if msg else [])
+        self._publish("task.updated", task)
+
     async def recover(self: Mesh) -> int:  # type: ignore[misc]
         """Run approved actions a stopped server never finished (approved, task still ``working``).
 
@@ -246,17 +263,11 @@ class ResolvePath:
             if task is None:
                 continue
             if sensitive_fields(approval.form):
-                now = self.clock()
                 text = (
                     "The server stopped before the approved action ran; its sensitive inputs are not kept. "
                     "Send it again."
                 )
-                msg = set_state(task, TaskState.FAILED, text_parts(text), now, {"reason": "interrupted"})
-                async with self.store.transaction() as tx:
-                    if await tx.update_task(task, expect_state=TaskState.WORKING):
-                        await self._state_written(tx, task)
-                        await tx.append_history(task.id, [msg] if msg else [])
-                self._publish("task.updated", task)
+                await self._fail_working(task, text, reason="interrupted")
             else:
                 await self._run_approved(task, approval, dict(approval.values or {}))
             count += 1

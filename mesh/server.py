@@ -44,8 +44,6 @@ async def on_message_send(mesh: Mesh, principal: Principal, params: dict[str, An
 
 
 async def on_get_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
-    if isinstance(params.get("historyLength"), int) and params["historyLength"] < 0:
-        raise rpc.RpcError(rpc.INVALID_PARAMS, "Invalid params: historyLength must be 0 or more")
     query = rpc.parse_params(TaskQueryParams, params)
     return await mesh.get_task(principal, query.id, query.history_length)
 

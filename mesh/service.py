@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from a2ui import approval_form, form_part
+from a2ui import approval_form, form_part, redact
 from mesh import jsonrpc as rpc
 from mesh import metrics
 from mesh.admin import MAX_TIMEOUT_S, PolicyAdmin
@@ -116,7 +116,7 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
                     async with config_from_send(self, task, params, new=False):
                         return await self._answer_over_a2a(principal, pending, answer)
                 async with config_from_send(self, task, params, new=False):
-                    return await self._note_while_held(task, message, now)
+                    return await self._note_while_held(task, message, pending.form)
         else:
             task = TaskRecord(
                 id=task_id or new_id(),
@@ -291,7 +291,11 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
         run_id = run_of(message, params)
 
         if decision.enforcement == Enforcement.REQUIRE_APPROVAL:
-            grant = await self.store.active_grant(task.tenant, action.agent or "", run_id, now) if run_id else None
+            grant = (
+                await self.store.active_grant(task.tenant, principal.sub, action.agent or "", run_id, now)
+                if run_id
+                else None
+            )
             if grant is None:
                 return await self._hold(principal, task, user_msg, action, decision, now, new=new, run_id=run_id)
             # a person bulk-approved this run: the hold is approved at creation, and the audit trail says so
@@ -363,10 +367,15 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
             raise rpc.RpcError(code, f"{prefix}{exc.message}", {"status": exc.status, "field": exc.field}) from None
         return outcome.task
 
-    async def _note_while_held(self, task: TaskRecord, message: Message, now: float) -> dict[str, Any]:
-        """A message to a held task is kept in its history; it never resolves the hold."""
+    async def _note_while_held(self, task: TaskRecord, message: Message, form: dict[str, Any]) -> dict[str, Any]:
+        """A message to a held task is kept in its history; it never resolves the hold. Values it gives for
+        the hold's form are kept masked where the form says they are sensitive, as an answer's would be."""
+        stored = message.dump()
+        for part in stored.get("parts", []):
+            if part.get("kind") == "data" and isinstance(part.get("data"), dict):
+                part["data"] = redact(form, part["data"])
         async with self.store.transaction() as tx:
-            await tx.append_history(task.id, [message.dump()])
+            await tx.append_history(task.id, [stored])
         return task.to_wire()
 
     # ---------------------------------------------------------------- holds

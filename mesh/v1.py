@@ -19,11 +19,12 @@ from typing import Any
 
 from mesh import jsonrpc as rpc
 from mesh.auth import Principal
+from mesh.models import MAX_HISTORY_LENGTH
 from mesh.service import Mesh
 
-EXTENDED_CARD_NOT_CONFIGURED = -32007
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
+MAX_OFFSET = 2**31 - 1  # a page token's offset past this was not one this server gave
 
 STATES = {
     "submitted": "TASK_STATE_SUBMITTED",
@@ -123,18 +124,22 @@ def _strings(obj: dict[str, Any], key: str, where: str = "") -> list[str] | None
 
 def _history_length(obj: dict[str, Any], where: str = "") -> int | None:
     length = _int(obj, "historyLength", where)
-    if length is not None and length < 0:
-        raise _bad(f"{where}historyLength", "must be 0 or more")
+    if length is not None and not 0 <= length <= MAX_HISTORY_LENGTH:
+        raise _bad(f"{where}historyLength", f"must be from 0 to {MAX_HISTORY_LENGTH}")
     return length
 
 
 def _task_state(value: Any, where: str) -> str | None:
     """A v1.0 TaskState (name or number) as the v0.3 state string; unspecified is None."""
-    if isinstance(value, bool):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise _bad(where, "not a TaskState")
     if isinstance(value, int):
         names = {n: s for s, n in STATE_NUMBERS.items()}
-        value = names.get(value)
+        if value not in names:
+            raise _bad(where, f"not a TaskState: {value}")
+        value = names[value]
     if value is None or value == "TASK_STATE_UNSPECIFIED":
         return None
     if value not in V03_STATES:
@@ -187,7 +192,7 @@ def message_to_v03(message: Any, where: str = "message") -> dict[str, Any]:
     if not isinstance(message, dict):
         raise _bad(where, "field required" if message is None else "must be an object")
     role = message.get("role")
-    if role not in ROLES or isinstance(role, bool):
+    if not isinstance(role, str | int) or isinstance(role, bool) or role not in ROLES:
         raise _bad(f"{where}.role", "must be ROLE_USER or ROLE_AGENT")
     parts = message.get("parts")
     if not isinstance(parts, list) or not parts:
@@ -424,7 +429,7 @@ def _page_offset(params: dict[str, Any]) -> int:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         prefix, _, number = text.partition(":")
         offset = int(number)
-        if prefix != "offset" or offset < 0:
+        if prefix != "offset" or not 0 <= offset <= MAX_OFFSET:
             raise ValueError(text)
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise _bad("pageToken", "not a token this server gave") from None
@@ -526,7 +531,7 @@ async def delete_push_config(mesh: Mesh, principal: Principal, params: dict[str,
 
 async def get_extended_agent_card(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
     """The public card is all there is; the card does not declare ``capabilities.extendedAgentCard``."""
-    raise rpc.RpcError(EXTENDED_CARD_NOT_CONFIGURED, "Authenticated Extended Card is not configured")
+    raise rpc.RpcError(rpc.EXTENDED_CARD_NOT_CONFIGURED, "Authenticated Extended Card is not configured")
 
 
 METHODS: dict[str, Any] = {

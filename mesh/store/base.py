@@ -156,9 +156,11 @@ class EventRecord:
 
 @dataclass(slots=True)
 class RunGrant:
-    """A bulk approval of a run: later approvals of that run, tenant and agent pass until it expires."""
+    """A bulk approval of a run: later calls of that run, tenant, caller (the principal whose held calls were
+    approved) and agent pass until it expires."""
 
     tenant: str
+    caller: str
     agent: str
     run_id: str
     granted_by: str
@@ -343,7 +345,7 @@ class Store(ABC):
     async def events_after(self, tenant: str, after: int, limit: int = 500) -> list[EventRecord]: ...
 
     @abstractmethod
-    async def active_grant(self, tenant: str, agent: str, run_id: str, now: float) -> RunGrant | None: ...
+    async def active_grant(self, tenant: str, caller: str, agent: str, run_id: str, now: float) -> RunGrant | None: ...
 
     @abstractmethod
     async def run_groups(self, tenant: str, now: float) -> list[tuple[str, list[str]]]:

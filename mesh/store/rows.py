@@ -131,6 +131,7 @@ def event_from_row(row: Any) -> EventRecord:
 def grant_from_row(row: Any) -> RunGrant:
     return RunGrant(
         tenant=row["tenant"],
+        caller=row["caller"],
         agent=row["agent"],
         run_id=row["run_id"],
         granted_by=row["granted_by"],
@@ -377,11 +378,19 @@ class SqlTx(Tx):
 
     async def put_run_grant(self, grant: RunGrant) -> None:
         await self.execute(
-            "DELETE FROM run_grants WHERE tenant = ? AND agent = ? AND run_id = ?",
-            (grant.tenant, grant.agent, grant.run_id),
+            "DELETE FROM run_grants WHERE tenant = ? AND caller = ? AND agent = ? AND run_id = ?",
+            (grant.tenant, grant.caller, grant.agent, grant.run_id),
         )
         await self.execute(
-            "INSERT INTO run_grants (tenant, agent, run_id, granted_by, expires_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (grant.tenant, grant.agent, grant.run_id, grant.granted_by, grant.expires_at, grant.created_at),
+            "INSERT INTO run_grants (tenant, caller, agent, run_id, granted_by, expires_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                grant.tenant,
+                grant.caller,
+                grant.agent,
+                grant.run_id,
+                grant.granted_by,
+                grant.expires_at,
+                grant.created_at,
+            ),
         )

@@ -147,6 +147,22 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS approvals_pending_page ON approvals (tenant, status, created_at, id)",
         "DROP INDEX IF EXISTS approvals_pending",
     ],
+    [
+        # a run grant covers the calls of the caller whose held calls were approved, not any caller naming
+        # the same agent (an agent name is a label the caller states); grants are short-lived, so the old
+        # ones are dropped rather than guessed at
+        "DROP TABLE IF EXISTS run_grants",
+        """CREATE TABLE run_grants (
+            tenant TEXT NOT NULL,
+            caller TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            granted_by TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (tenant, caller, agent, run_id)
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -89,10 +89,10 @@ class SqlStore(Store):
         )
         return [event_from_row(r) for r in rows]
 
-    async def active_grant(self, tenant: str, agent: str, run_id: str, now: float) -> RunGrant | None:
+    async def active_grant(self, tenant: str, caller: str, agent: str, run_id: str, now: float) -> RunGrant | None:
         row = await self._one(
-            "SELECT * FROM run_grants WHERE tenant = ? AND agent = ? AND run_id = ? AND expires_at > ?",
-            (tenant, agent, run_id, now),
+            "SELECT * FROM run_grants WHERE tenant = ? AND caller = ? AND agent = ? AND run_id = ? AND expires_at > ?",
+            (tenant, caller, agent, run_id, now),
         )
         return grant_from_row(row) if row else None
 

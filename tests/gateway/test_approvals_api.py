@@ -436,6 +436,7 @@ async def test_bulk_approve_opens_a_run_grant(airlock: Airlock) -> None:
     assert later["status"] == "approved" and "ci-42" in later["message"]
     assert await status_of(airlock, later["id"]) == "approved"
     assert (await create(airlock, run_id="ci-42", agent="another-bot"))[0] == 201
+    assert (await create(airlock, OTHER_AGENT, run_id="ci-42"))[0] == 201  # same agent name, another caller
     assert (await create(airlock, run_id="ci-44"))[0] == 201
     assert (await create(airlock))[0] == 201
     assert (await create(airlock, OTHER_TENANT, run_id="ci-42"))[0] == 201
@@ -607,3 +608,21 @@ async def test_a_stated_resolved_by_is_shown_but_the_audit_names_the_verified_ca
     )
     assert entry.actor == "bob" and entry.detail["resolved_by"] == "someone-else"
     assert entry.detail["principal"] == "bob"
+
+
+async def test_a_blocked_call_is_refused_and_no_grant_overrides_the_block(airlock: Airlock) -> None:
+    await created(airlock, run_id="ci-9")
+    assert (await (await bulk(airlock, {"run_id": "ci-9", "action": "approve"})).json())["resolved"] == 1
+    await airlock.add_policy(
+        {
+            "name": "no_rm",
+            "scope_type": "tool",
+            "enforcement": "block",
+            "evaluator": {"plugin": "command_match", "config": {"patterns": ["rm -rf *"]}},
+        }
+    )
+    status, body = await create(airlock, run_id="ci-9", command="rm -rf /srv")
+    assert status == 403 and "blocked by policy no_rm" in body["error"]["message"], body
+    status, body = await create(airlock, run_id="ci-9", command="ls /srv")  # the grant still covers the rest
+    assert status == 200 and body["status"] == "approved", body
+    assert (await listing(airlock))["approvals"] == []  # nothing blocked was queued for a person either

@@ -310,3 +310,30 @@ def test_a_remembered_token_is_not_decoded_again_and_a_tampered_one_is_refused(
     with pytest.raises(AuthError):
         verifier.verify(f"{head}.{body}.{sig[:-2]}AA")
     assert decodes == ["x"]
+
+
+@pytest.mark.parametrize("token", ["\udcff\udcfe", "abc.déf.ghi"])
+def test_a_token_that_is_not_ascii_is_refused_not_crashed_on(token: str) -> None:
+    with pytest.raises(AuthError):
+        TokenVerifier(secret=SECRET).verify(token)
+
+
+async def test_undecodable_authorization_bytes_get_401_on_both_surfaces(airlock: Any) -> None:
+    """aiohttp keeps bytes that are not UTF-8 as surrogates; they must be a 401, never a 500."""
+    import asyncio
+
+    for client, path, body in (
+        (airlock.mesh_client, "/", b'{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"id":"x"}}'),
+        (airlock.gateway, "/messages/pending", b"{}"),
+    ):
+        host, port = client.server.host, client.server.port
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer \xff\xfe\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+            b"Connection: close\r\n\r\n" + body
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        assert b" 401 " in status_line, (path, status_line)

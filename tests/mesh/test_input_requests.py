@@ -618,3 +618,22 @@ async def test_a_second_form_from_the_agent_makes_a_new_input_request(airlock: A
     resp = await airlock.resolve(task["id"], TEST_VALUES)
     assert (await resp.json())["new_state"] == "completed"
     assert len(answers_seen(agent)) == 2
+
+
+async def test_an_answer_whose_next_turn_cannot_run_fails_the_task_instead_of_leaving_it_working(
+    airlock: Airlock,
+) -> None:
+    agent, task = await ask_form(airlock, bearer("carol", "agent"))
+
+    async def refuse(message: Message, ctx: TurnContext) -> Plan:
+        raise ValueError("the settings service is gone")
+
+    agent.plan = refuse  # type: ignore[method-assign]
+    resp = await airlock.resolve(task["id"], TEST_VALUES, bearer("bob", "approver"))
+    body = await resp.json()
+    assert resp.status == 200, body  # the answer was recorded: not a 500
+    assert body["new_state"] == "failed" and "could not go on" in text_of(body["task"])
+    assert "settings service is gone" in text_of(body["task"])
+    stored = await get_task(airlock, task["id"])
+    assert stored["status"]["state"] == "failed"
+    await error_of(await airlock.resolve(task["id"], TEST_VALUES, bearer("bob", "approver")), 409)

@@ -497,15 +497,16 @@ async def test_run_grants_open_extend_and_expire(store: Store) -> None:
     from mesh.store.base import RunGrant
 
     async with store.transaction() as tx:
-        await tx.put_run_grant(RunGrant("default", "ci-bot", "run-1", "alice", expires_at=100.0, created_at=1.0))
-    assert (await store.active_grant("default", "ci-bot", "run-1", 50.0)) is not None
-    assert await store.active_grant("default", "ci-bot", "run-1", 100.0) is None
-    assert await store.active_grant("default", "other-bot", "run-1", 50.0) is None
-    assert await store.active_grant("tenant-b", "ci-bot", "run-1", 50.0) is None
+        await tx.put_run_grant(RunGrant("default", "bot", "ci-bot", "run-1", "alice", expires_at=100.0, created_at=1.0))
+    assert (await store.active_grant("default", "bot", "ci-bot", "run-1", 50.0)) is not None
+    assert await store.active_grant("default", "bot", "ci-bot", "run-1", 100.0) is None
+    assert await store.active_grant("default", "bot", "other-bot", "run-1", 50.0) is None
+    assert await store.active_grant("default", "mallory", "ci-bot", "run-1", 50.0) is None  # another caller
+    assert await store.active_grant("tenant-b", "bot", "ci-bot", "run-1", 50.0) is None
     async with store.transaction() as tx:
-        await tx.put_run_grant(RunGrant("default", "ci-bot", "run-1", "bob", expires_at=300.0, created_at=2.0))
-    grant = await store.active_grant("default", "ci-bot", "run-1", 200.0)
-    assert grant is not None and grant.granted_by == "bob"
+        await tx.put_run_grant(RunGrant("default", "bot", "ci-bot", "run-1", "bob", expires_at=300.0, created_at=2.0))
+    grant = await store.active_grant("default", "bot", "ci-bot", "run-1", 200.0)
+    assert grant is not None and grant.granted_by == "bob" and grant.caller == "bot"
 
 
 async def test_run_groups_and_run_filter(store: Store) -> None:
