@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_gateway_app
@@ -159,3 +162,23 @@ class start_airlock:
         await self.mesh_client.close()
         await self.agents.stop()
         await self.store.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(holder: Any, routes: list[tuple[str, str, Any]]) -> AsyncIterator[Any]:
+    """``routes`` (method, path, handler) served by a real HTTP server on loopback, kept as
+    ``holder.server`` for the life of the block."""
+    app = web.Application()
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    holder.server = TestServer(app, host="127.0.0.1", port=0)
+    await holder.server.start_server()
+    try:
+        yield holder
+    finally:
+        await holder.server.close()
+
+
+def listening(receiver: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+    """``receiver.handle`` served for ``POST /hook`` (a webhook or push receiver)."""
+    return serving(receiver, [("POST", "/hook", receiver.handle)])

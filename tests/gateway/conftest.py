@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from mesh.auth import issue_token
-from tests.conftest import SECRET, Airlock
+from tests.conftest import SECRET, Airlock, listening
 
 STRUCTURED_FIELDS = [
     {"id": "reason", "type": "text", "required": True},
@@ -114,12 +114,12 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    rec.server = TestServer(app, host="127.0.0.1", port=0)
-    await rec.server.start_server()
-    try:
+    async with listening(Receiver()) as rec:
         yield rec
-    finally:
-        await rec.server.close()
+
+
+@pytest.fixture
+async def control() -> AsyncIterator[Receiver]:
+    """A second receiver, for a channel that should be told: a test waits for it instead of sleeping."""
+    async with listening(Receiver()) as rec:
+        yield rec

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from mesh.agents.remote import RemoteAgent
-from tests.conftest import Airlock, bearer
+from tests.conftest import Airlock, bearer, serving
 from tests.gateway.conftest import error_of
 from tests.mesh.test_remote_agents import ECHO_SKILL, EchoPeer, free_port, to_agent
 
@@ -135,14 +135,8 @@ class CardServer:
 @pytest.fixture
 async def card_server() -> AsyncIterator[CardServer]:
     cards = CardServer()
-    app = web.Application()
-    app.router.add_get("/.well-known/agent-card.json", cards.handle)
-    cards.server = TestServer(app, host="127.0.0.1", port=0)
-    await cards.server.start_server()
-    try:
+    async with serving(cards, [("GET", "/.well-known/agent-card.json", cards.handle)]):
         yield cards
-    finally:
-        await cards.server.close()
 
 
 V1_ONLY = {

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message
 from tests.gateway.conftest import Receiver, db_bytes, error_of, pending
@@ -26,20 +23,6 @@ PAYLOAD_KEYS = {
     "resolve_url",
     "callback_token",
 }
-
-
-@pytest.fixture
-async def control() -> AsyncIterator[Receiver]:
-    """A second receiver: a channel that should be told, so a test can wait for it instead of sleeping."""
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    rec.server = TestServer(app, host="127.0.0.1", port=0)
-    await rec.server.start_server()
-    try:
-        yield rec
-    finally:
-        await rec.server.close()
 
 
 async def new_channel(airlock: Airlock, body: dict, headers: dict[str, str] | None = None):

@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from a2ui import MASK, MIME_TYPE, form_part, make_form
 from mesh.agents.base import Agent, Execution, Plan, Reply, TurnContext, text_reply
@@ -25,9 +22,9 @@ from mesh.models import DataPart, Message, TaskState
 from mesh.store import PENDING
 from mesh.tokens import callback_token
 from tests.conftest import GUIDE_POLICY, Airlock, bearer, start_airlock
-from tests.gateway.conftest import Clock, Receiver, db_bytes, error_of, pending, receiver
+from tests.gateway.conftest import Clock, Receiver, control, db_bytes, error_of, pending, receiver
 
-__all__ = ["receiver"]  # the fixture, shared with the gateway tests
+__all__ = ["control", "receiver"]  # the fixtures, shared with the gateway tests
 
 CONNECT = "Connect to the production database"
 GUIDE_VALUES = {"username": "john@example.com", "password": "s3cret", "remember_me": True}
@@ -549,20 +546,6 @@ async def test_a2a_answer_masks_sensitive_values_too(airlock: Airlock) -> None:
     assert MASK in fetched
     raw = db_bytes(airlock.home)
     assert not any(s.encode() in raw for s in secrets_)
-
-
-@pytest.fixture
-async def control() -> AsyncIterator[Receiver]:
-    """A second receiver, for a channel that should be told: a test waits for it instead of sleeping."""
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    rec.server = TestServer(app, host="127.0.0.1", port=0)
-    await rec.server.start_server()
-    try:
-        yield rec
-    finally:
-        await rec.server.close()
 
 
 async def test_a_webhook_channel_without_the_flag_is_not_told(

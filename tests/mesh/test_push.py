@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from mesh.push import RefusedUrl, check_url
-from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message, start_airlock, tool_message
+from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message, listening, start_airlock, tool_message
 
 TOKEN = "client-token-123"
 
@@ -49,15 +49,8 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    rec.server = TestServer(app, host="127.0.0.1", port=0)
-    await rec.server.start_server()
-    try:
+    async with listening(Receiver()) as rec:
         yield rec
-    finally:
-        await rec.server.close()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:

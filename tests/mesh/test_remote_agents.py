@@ -28,7 +28,7 @@ from mesh.agents.remote import RemoteAgent
 from mesh.auth import Principal
 from mesh.models import Message, MessageSendParams
 from mesh.service import Mesh, MeshConfig
-from tests.conftest import Airlock, bearer, start_airlock
+from tests.conftest import Airlock, bearer, serving, start_airlock
 
 ECHO_SKILL = "echo-text"
 QUESTION = "What is your name?"
@@ -370,15 +370,8 @@ class BadPeer:
 @pytest.fixture
 async def bad_peer() -> AsyncIterator[BadPeer]:
     peer = BadPeer()
-    app = web.Application()
-    app.router.add_get("/.well-known/agent-card.json", peer.card)
-    app.router.add_post("/rpc", peer.rpc)
-    peer.server = TestServer(app, host="127.0.0.1", port=0)
-    await peer.server.start_server()
-    try:
+    async with serving(peer, [("GET", "/.well-known/agent-card.json", peer.card), ("POST", "/rpc", peer.rpc)]):
         yield peer
-    finally:
-        await peer.server.close()
 
 
 @pytest.mark.parametrize(
