@@ -109,7 +109,8 @@ async def _wait(queue: asyncio.Queue[Event], tenant: str, timeout: float) -> str
         if remaining <= 0:
             return "idle"
         try:
-            event = await asyncio.wait_for(queue.get(), remaining)
+            async with asyncio.timeout(remaining):  # wait_for may swallow a cancel (Python 3.11)
+                event = await queue.get()
         except TimeoutError:
             return "idle"
         if event is CLOSING:

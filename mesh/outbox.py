@@ -117,8 +117,11 @@ class OutboxWorker:
                     except Exception:
                         log.exception("outbox run failed")
                     self.wake.clear()
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands as the
+                    # event is set (every commit sets it), and the worker would never stop
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), POLL_S)
+                        async with asyncio.timeout(POLL_S):
+                            await self.wake.wait()
             finally:
                 waker.cancel()
 

@@ -91,7 +91,8 @@ async def stream_response(request: web.Request, request_id: rpc.Id, events: Asyn
     try:
         while True:
             try:
-                kind, item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                async with asyncio.timeout(KEEPALIVE_S):  # wait_for may swallow a cancel (Python 3.11)
+                    kind, item = await queue.get()
             except TimeoutError:
                 await resp.write(b": keep-alive\n\n")
                 continue
