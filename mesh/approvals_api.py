@@ -235,8 +235,7 @@ class ApprovalsApi:
         )
         kind, actor = audit
         async with self.store.transaction() as tx:
-            await tx.insert_task(task)
-            await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
+            await tx.insert_task(task, [user_msg] + ([status_msg] if status_msg else []))
             await tx.insert_approval(approval)
             await self._state_written(
                 tx,

@@ -20,6 +20,7 @@ class Event:
     tenant: str
     subject: str
     data: dict[str, Any] = field(default_factory=dict)
+    outbox: frozenset[str] = frozenset()  # kinds of outbox rows the change queued: their workers wake
 
 
 class EventBus:

@@ -126,9 +126,12 @@ class OutboxWorker:
                 waker.cancel()
 
     async def _wake_on_events(self, queue: asyncio.Queue[Any]) -> None:
+        """Woken by the events of ``wake_on`` and by every change that queued rows of a kind it sends; other
+        changes (most of them: a task nobody follows) cost it nothing, not even a look at the table."""
+        kinds = frozenset(self.builders)
         while True:
             event = await queue.get()
-            if event.kind in self.wake_on:
+            if event.kind in self.wake_on or not kinds.isdisjoint(event.outbox):
                 self.wake.set()
 
 

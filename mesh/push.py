@@ -38,7 +38,6 @@ KIND = "push"
 TOKEN_HEADER = "X-A2A-Notification-Token"
 MAX_CONFIGS_PER_TASK = 10
 MAX_URL_LENGTH = 2048
-WAKE_ON = frozenset({"task.updated", "approval.created", "approval.resolved", "approval.expired"})
 
 
 # ---------------------------------------------------------------- URL checks
@@ -294,6 +293,7 @@ def state_hook(mesh: Mesh) -> Callable[[Tx, TaskRecord], Any]:
                 "status": task.status,
             }
             await tx.enqueue(KIND, payload)
+            task.pushes_queued = True
 
     return queue_pushes
 
@@ -314,7 +314,7 @@ async def build_push(mesh: Mesh, row: OutboxRecord) -> Delivery:
 
 
 def push_worker(mesh: Mesh) -> OutboxWorker:
-    return OutboxWorker(mesh, {KIND: build_push}, url_guard=url_guard(mesh), wake_on=WAKE_ON)
+    return OutboxWorker(mesh, {KIND: build_push}, url_guard=url_guard(mesh))
 
 
 def delivery_ctx(mesh: Mesh) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -39,6 +39,7 @@ async def link_replicas(mesh: Mesh, store: PostgresStore) -> None:
             "subject": event.subject,
             # NOTIFY payloads are small (8 kB): the task itself is re-read from the store by whoever needs it
             "data": {k: v for k, v in event.data.items() if k != "task"},
+            "outbox": sorted(event.outbox),
         }
         task = asyncio.create_task(store.notify(payload))
         pending.add(task)
@@ -48,7 +49,11 @@ async def link_replicas(mesh: Mesh, store: PostgresStore) -> None:
         if payload.get("origin") == origin:
             return
         event = Event(
-            kind=payload["kind"], tenant=payload["tenant"], subject=payload["subject"], data=payload.get("data") or {}
+            kind=payload["kind"],
+            tenant=payload["tenant"],
+            subject=payload["subject"],
+            data=payload.get("data") or {},
+            outbox=frozenset(payload.get("outbox") or ()),
         )
         if event.kind == "policies.changed":
             mesh.policies_changed(event.tenant, broadcast=False)

@@ -184,7 +184,7 @@ class ResolvePath:
             assert latest is not None
             _check_open(latest, self.clock())
             raise Conflict("already resolved")  # pending and unexpired cannot lose the write
-        metrics.RESOLUTIONS.labels(outcome=status, surface=req.surface).inc()
+        metrics.child(metrics.RESOLUTIONS, status, req.surface).inc()
         approval.status, approval.resolved_by, approval.resolved_at = status, resolver, now
         approval.surface, approval.values = req.surface, stored_values
         self._publish("approval.resolved", task, approval_id=approval.id, status=status)
@@ -308,7 +308,7 @@ class ResolvePath:
                     now=now,
                 )
         if won:
-            metrics.RESOLUTIONS.labels(outcome="expired", surface="expiry").inc()
+            metrics.child(metrics.RESOLUTIONS, "expired", "expiry").inc()
             approval.status = "expired"
             if task is not None:
                 self._publish("approval.expired", task, approval_id=approval.id)

@@ -7,6 +7,7 @@ the approval and the notification outbox rows. Resolving a hold lives in :mod:`m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -26,6 +27,7 @@ from mesh.events import Event, EventBus
 from mesh.input_requests import INPUT, record_input_request
 from mesh.models import TERMINAL_STATES, Message, MessageSendParams, TaskState, new_id
 from mesh.policy import Action, CompiledPolicies, Decision, Enforcement, Policy, compile_policies
+from mesh.push import KIND as PUSH_KIND
 from mesh.push import config_from_send, state_hook
 from mesh.resolve import ResolvePath, ResolveRequest
 from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord, Tx, iso
@@ -38,6 +40,7 @@ StateHook = Callable[[Tx, TaskRecord], Awaitable[None]]
 """Runs inside every transaction that changes a task's state (push notifications queue their rows here)."""
 
 GUARD = "guard"
+PUSH_QUEUED = frozenset({PUSH_KIND})
 
 
 @dataclass(slots=True)
@@ -69,21 +72,44 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
         self.events = events or EventBus()
         self.clock = clock
         self._compiled: dict[str, CompiledPolicies] = {}
+        self._loading: dict[str, asyncio.Future[CompiledPolicies]] = {}
+        self._generations: dict[str, int] = {}
         self.state_hooks: list[StateHook] = [state_hook(self)]
 
     # ---------------------------------------------------------------- policies
 
     async def policies(self, tenant: str) -> CompiledPolicies:
-        """Compiled once per change: plugins are built and sorted when a policy changes, not per call."""
+        """Compiled once per change: plugins are built and sorted when a policy changes, not per call. The
+        calls that arrive while the set is being read and compiled wait for that one compile (after a change
+        under load, each of them used to compile the whole set again)."""
         compiled = self._compiled.get(tenant)
-        if compiled is None:
-            bodies = await self.store.list_policies(tenant)
-            compiled = compile_policies(Policy.model_validate(b) for b in bodies)
+        if compiled is not None:
+            return compiled
+        loading = self._loading.get(tenant)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_policies(tenant))
+            self._loading[tenant] = loading
+            loading.add_done_callback(lambda done: self._loaded(tenant, done))
+        return await asyncio.shield(loading)
+
+    async def _load_policies(self, tenant: str) -> CompiledPolicies:
+        generation = self._generations.get(tenant, 0)
+        bodies = await self.store.list_policies(tenant)
+        compiled = compile_policies(Policy.model_validate(b) for b in bodies)
+        if self._generations.get(tenant, 0) == generation:  # not cached when a change came while it read
             self._compiled[tenant] = compiled
         return compiled
 
+    def _loaded(self, tenant: str, done: asyncio.Future[CompiledPolicies]) -> None:
+        if self._loading.get(tenant) is done:
+            del self._loading[tenant]
+        if not done.cancelled():
+            done.exception()  # a failed load is each waiter's error; none is left unretrieved
+
     def policies_changed(self, tenant: str, *, broadcast: bool = True) -> None:
+        self._generations[tenant] = self._generations.get(tenant, 0) + 1
         self._compiled.pop(tenant, None)
+        self._loading.pop(tenant, None)  # a load under way read the old set: the next call starts another
         if broadcast:
             self.events.publish(Event(kind="policies.changed", tenant=tenant, subject=""))
 
@@ -320,9 +346,13 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
             task.metadata = {**task.metadata, **reply.metadata}
         async with self.store.transaction() as tx:
             asked = await record_input_request(self, tx, task, status_msg["parts"] if status_msg else [], now)
-            await (tx.insert_task(task) if new else tx.update_task(task))
+            messages = [user_msg] + ([status_msg] if status_msg else [])
+            if new:
+                await tx.insert_task(task, messages)
+            else:
+                await tx.update_task(task)
+                await tx.append_history(task.id, messages)
             await self._state_written(tx, task)
-            await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
             await self._audit_decision(tx, task, action, decision, principal, now)
         self._publish("task.updated", task)
         if asked is not None:
@@ -351,7 +381,7 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
         await tx.audit(
             tenant=task.tenant, kind="policy.decision", actor=principal.sub, subject=task.id, detail=detail, now=now
         )
-        metrics.DECISIONS.labels(enforcement=str(decision.enforcement)).inc()
+        metrics.child(metrics.DECISIONS, str(decision.enforcement)).inc()
 
     async def _answer_over_a2a(
         self, principal: Principal, pending: ApprovalRecord, answer: dict[str, Any]
@@ -432,7 +462,12 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
         }
         status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(form)], now)
         async with self.store.transaction() as tx:
-            await (tx.insert_task(task) if new else tx.update_task(task))
+            messages = [user_msg] + ([status_msg] if status_msg else [])
+            if new:
+                await tx.insert_task(task, messages)
+            else:
+                await tx.update_task(task)
+                await tx.append_history(task.id, messages)
             await self._state_written(
                 tx,
                 task,
@@ -443,7 +478,6 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
                 run_id=run_id,
                 expires_at=iso(approval.expires_at),
             )
-            await tx.append_history(task.id, [user_msg] + ([status_msg] if status_msg else []))
             await tx.insert_approval(approval)
             for channel in approval.channels:
                 await tx.enqueue(
@@ -478,7 +512,11 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
     def _publish(self, kind: str, task: TaskRecord, **data: Any) -> None:
         """After commit: tell subscribers, with the task as stored (history left out)."""
         data.setdefault("task", task.to_wire())
-        self.events.publish(Event(kind=kind, tenant=task.tenant, subject=task.id, data={"state": task.state, **data}))
+        outbox = PUSH_QUEUED if task.pushes_queued else frozenset()
+        task.pushes_queued = False
+        self.events.publish(
+            Event(kind=kind, tenant=task.tenant, subject=task.id, data={"state": task.state, **data}, outbox=outbox)
+        )
 
 
 def tool_call(message: Message) -> tuple[str, dict[str, Any]] | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +56,9 @@ class TaskRecord:
     # not stored: set on a task this request creates with no push config, so the write that creates it
     # skips the lookup (nothing else can name a task before it exists)
     no_push_configs: bool = field(default=False, compare=False, repr=False)
+    # not stored: a write of this task queued push rows, so the event published after its commit wakes the
+    # push worker (a change of a task nobody follows wakes nothing)
+    pushes_queued: bool = field(default=False, compare=False, repr=False)
 
     def to_wire(self, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         task: dict[str, Any] = {
@@ -199,7 +202,8 @@ class Tx(ABC):
     """One unit of work. Leaving the ``async with`` block commits; an exception rolls back."""
 
     @abstractmethod
-    async def insert_task(self, task: TaskRecord) -> None: ...
+    async def insert_task(self, task: TaskRecord, history: Sequence[dict[str, Any]] = ()) -> None:
+        """Write a new task and its first messages (numbered from 1: nothing else can have named the task)."""
 
     @abstractmethod
     async def update_task(self, task: TaskRecord, *, expect_state: str | None = None) -> bool:

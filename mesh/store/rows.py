@@ -186,7 +186,7 @@ class SqlTx(Tx):
         answer (or at the end of the unit) rather than on its own. Order is kept."""
         await self.execute(sql, args)
 
-    async def insert_task(self, task: TaskRecord) -> None:
+    async def insert_task(self, task: TaskRecord, history: Sequence[dict[str, Any]] = ()) -> None:
         await self.defer(
             f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({_placeholders(TASK_COLUMNS)})",
             (
@@ -204,6 +204,11 @@ class SqlTx(Tx):
                 task.updated_at,
             ),
         )
+        if history:  # one statement, its numbers known: no MAX(seq) to read, no lock to take
+            await self.defer(
+                "INSERT INTO history (task_id, seq, message) VALUES " + ", ".join("(?, ?, ?)" for _ in history),
+                [v for seq, message in enumerate(history, 1) for v in (task.id, seq, dumps(message))],
+            )
 
     async def update_task(self, task: TaskRecord, *, expect_state: str | None = None) -> bool:
         sql = (

@@ -40,6 +40,7 @@ from .sql import SqlStore
 
 MAX_GROUP = 64  # units sharing one commit at most, so a steady stream still commits often
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000")
+WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache: the indexes its inserts walk stay in memory
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another process's write lock
 FETCH = "fetch"  # an op whose rows are read
 COUNT = "count"  # an op whose changed-row count is read
@@ -103,6 +104,7 @@ class _Writer:
             for pragma in PRAGMAS:
                 conn.execute(pragma)
             conn.execute("PRAGMA busy_timeout=0")  # waiting for the write lock happens on the thread
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")  # SQLite's default is 2 MiB
             return conn
 
         self.conn = await asyncio.wrap_future(self._pool.submit(connect))

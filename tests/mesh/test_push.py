@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from mesh import outbox
 from mesh.push import RefusedUrl, check_url
 from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message, listening, start_airlock, tool_message
 
@@ -372,3 +373,26 @@ async def test_private_url_is_refused_again_at_send_time(airlock: Airlock, recei
     await airlock.rpc(rpc("tasks/cancel", {"id": task["id"]}))
     await eventually(lambda: any(r[1] and "refused" in r[1] for r in outbox_rows(airlock.home)))
     assert receiver.posts == []
+
+
+async def test_only_a_change_that_queued_a_push_wakes_the_push_worker(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of a task nobody follows (most of them) must not cost the worker a look at the outbox."""
+    monkeypatch.setattr(outbox, "POLL_S", 60.0)  # no polling while the test runs: only wakes
+    async with start_airlock(tmp_path) as airlock:
+        store = airlock.mesh.store
+        claims: list[tuple[str, ...]] = []
+        real_claim = store.claim_outbox
+
+        async def counted(now: float, *args: Any, **kwargs: Any) -> Any:
+            claims.append(tuple(kwargs.get("kinds", ())))
+            return await real_claim(now, *args, **kwargs)
+
+        monkeypatch.setattr(store, "claim_outbox", counted)
+        for i in range(20):
+            reply = await airlock.rpc(tool_message("read_file", {"path": f"/tmp/{i}"}))
+            assert reply["result"]["status"]["state"] == "completed"
+        followed = await airlock.rpc(with_push(tool_message("read_file", {}), receiver.url))
+        await eventually(lambda: receiver.delivered(followed["result"]["id"]) != [])  # woken, promptly
+        assert claims == [("push",)]

@@ -285,6 +285,22 @@ async def test_history_order_and_last(store: Store) -> None:
     assert await store.get_history("none") == []
 
 
+async def test_a_new_task_and_its_first_messages_are_one_write_that_later_turns_continue(store: Store) -> None:
+    first = [{"kind": "message", "n": 1}, {"kind": "message", "n": 2}]
+    async with store.transaction() as tx:
+        await tx.insert_task(task("t1"), first)
+        await tx.insert_task(task("t2"))
+    async with store.transaction() as tx:
+        await tx.append_history("t1", [{"kind": "message", "n": 3}])
+    assert [m["n"] for m in await store.get_history("t1")] == [1, 2, 3]
+    assert await store.get_history("t1", last=2) == [first[1], {"kind": "message", "n": 3}]
+    assert await store.get_history("t2") == []
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):  # a task id is never reused, history included
+        async with store.transaction() as tx:
+            await tx.insert_task(task("t1"), [{"kind": "message", "n": 99}])
+    assert [m["n"] for m in await store.get_history("t1")] == [1, 2, 3]
+
+
 # --- audit chain -------------------------------------------------------------------------------------------
 
 
