@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +26,29 @@ class Event:
 class EventBus:
     def __init__(self, queue_size: int = 1000) -> None:
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._listeners: list[Callable[[Event], None]] = []
         self._queue_size = queue_size
         self.relay: Callable[[Event], None] | None = None  # set when replicas share a store
 
     def publish(self, event: Event, *, relay: bool = True) -> None:
         if relay and self.relay is not None:
             self.relay(event)
+        for listener in list(self._listeners):
+            listener(event)
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)
+
+    @contextlib.contextmanager
+    def listen(self, listener: Callable[[Event], None]) -> Iterator[None]:
+        """Call ``listener`` with every event as it is published, for the duration of the block. For a
+        subscriber that only looks at an event to decide whether to act (an outbox worker): no queue, and
+        no task woken for each event it ignores. ``listener`` must be quick and must not raise."""
+        self._listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._listeners.remove(listener)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:

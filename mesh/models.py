@@ -8,6 +8,7 @@ Field names are camelCase on the wire (``populate_by_name`` lets code use snake_
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -22,11 +23,15 @@ def utc_now() -> str:
 
 
 def new_id() -> str:
-    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` gives it, without the UUID object: a turn
-    makes several, and the object's checks were half of each."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Ids made one after another sort together, so the indexes keyed by them (tasks, history, approvals, a
+    task's context) grow at their right edge: a write dirties the pages it shares with its neighbours
+    instead of one random page per index, and a group commit writes and syncs that many fewer pages.
+    Built from bytes rather than a ``uuid.UUID``, whose checks were half the cost of an id."""
+    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

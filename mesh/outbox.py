@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from mesh.events import Event
 from mesh.store import OutboxRecord
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class OutboxWorker:
         self.builders = builders
         self.url_guard = url_guard
         self.wake_on = wake_on
+        self._kinds = frozenset(builders)
         self.wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
 
@@ -108,9 +110,8 @@ class OutboxWorker:
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout) as self._session, self.mesh.events.subscribe() as queue:
-            waker = asyncio.create_task(self._wake_on_events(queue))
-            try:
+        async with aiohttp.ClientSession(timeout=timeout) as self._session:
+            with self.mesh.events.listen(self._wake_on):
                 while True:
                     try:
                         await self.run_once()
@@ -118,21 +119,16 @@ class OutboxWorker:
                         log.exception("outbox run failed")
                     self.wake.clear()
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands as the
-                    # event is set (every commit sets it), and the worker would never stop
+                    # event is set, and the worker would never stop
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(POLL_S):
                             await self.wake.wait()
-            finally:
-                waker.cancel()
 
-    async def _wake_on_events(self, queue: asyncio.Queue[Any]) -> None:
+    def _wake_on(self, event: Event) -> None:
         """Woken by the events of ``wake_on`` and by every change that queued rows of a kind it sends; other
         changes (most of them: a task nobody follows) cost it nothing, not even a look at the table."""
-        kinds = frozenset(self.builders)
-        while True:
-            event = await queue.get()
-            if event.kind in self.wake_on or not kinds.isdisjoint(event.outbox):
-                self.wake.set()
+        if event.kind in self.wake_on or not self._kinds.isdisjoint(event.outbox):
+            self.wake.set()
 
 
 @contextlib.asynccontextmanager

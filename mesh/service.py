@@ -354,10 +354,11 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
                 await tx.append_history(task.id, messages)
             await self._state_written(tx, task)
             await self._audit_decision(tx, task, action, decision, principal, now)
-        self._publish("task.updated", task)
+        wire = task.to_wire()  # built once: the events and the answer carry the same task
+        self._publish("task.updated", task, wire)
         if asked is not None:
-            self._publish("approval.created", task, approval_id=asked.id, request="input")
-        return task.to_wire()
+            self._publish("approval.created", task, wire, approval_id=asked.id, request="input")
+        return wire
 
     async def _execute(self, agent: Agent, execution: Execution, ctx: TurnContext) -> Reply:
         """Run an action; an agent's exception becomes a failed turn, never a crashed request."""
@@ -509,9 +510,10 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
             now=task.updated_at,
         )
 
-    def _publish(self, kind: str, task: TaskRecord, **data: Any) -> None:
-        """After commit: tell subscribers, with the task as stored (history left out)."""
-        data.setdefault("task", task.to_wire())
+    def _publish(self, kind: str, task: TaskRecord, wire: dict[str, Any] | None = None, **data: Any) -> None:
+        """After commit: tell subscribers, with the task as stored (history left out; ``wire`` when the
+        caller has built it already)."""
+        data.setdefault("task", wire if wire is not None else task.to_wire())
         outbox = PUSH_QUEUED if task.pushes_queued else frozenset()
         task.pushes_queued = False
         self.events.publish(
