@@ -22,8 +22,7 @@ def notification_builder(signing_key: bytes | None) -> Builder:
 
     async def build(mesh: Mesh, row: OutboxRecord) -> Delivery:
         data = row.payload
-        approval = await mesh.store.get_approval(data["approval_id"])
-        channel = await mesh.store.get_channel(data["tenant"], data["channel"])
+        approval, channel = await mesh.store.approval_and_channel(data["approval_id"], data["tenant"], data["channel"])
         if approval is None or channel is None:
             raise Undeliverable("approval or channel gone")
         body = {

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 
 from mesh.events import Event
 from mesh.store import OutboxRecord
@@ -91,7 +92,10 @@ class OutboxWorker:
             return
         try:
             async with self._session.post(
-                delivery.url, json=delivery.body, headers=delivery.headers, allow_redirects=False
+                delivery.url,
+                data=orjson.dumps(delivery.body),  # the standard library's encoder was a tenth of a delivery
+                headers={"Content-Type": "application/json", **delivery.headers},
+                allow_redirects=False,
             ) as resp:
                 ok = 200 <= resp.status < 300
                 error = None if ok else f"HTTP {resp.status}"

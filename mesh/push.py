@@ -203,16 +203,25 @@ async def delete_config(mesh: Mesh, principal: Principal, task_id: str, config_i
         await tx.delete_push_config(task.id, config_id)
 
 
-@contextlib.asynccontextmanager
-async def config_from_send(
+def config_from_send(
     mesh: Mesh, task: TaskRecord, params: MessageSendParams, *, new: bool
-) -> AsyncIterator[None]:
+) -> contextlib.AbstractAsyncContextManager[None]:
     """``message/send``'s ``configuration.pushNotificationConfig``: saved before the turn writes the task's
-    first state, so that change is notified too; dropped again when a new task's turn fails before it exists."""
+    first state, so that change is notified too; dropped again when a new task's turn fails before it exists.
+    Most sends name none: they get a context that does nothing."""
     config = params.configuration.push_notification_config if params.configuration else None
     if config is None:
-        yield
-        return
+        return _NO_CONFIG
+    return _config_kept(mesh, task, config, new=new)
+
+
+_NO_CONFIG: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+
+
+@contextlib.asynccontextmanager
+async def _config_kept(
+    mesh: Mesh, task: TaskRecord, config: PushNotificationConfig, *, new: bool
+) -> AsyncIterator[None]:
     record = await store_config(mesh, task, config)
     try:
         yield

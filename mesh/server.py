@@ -113,7 +113,11 @@ async def stream_response(request: web.Request, request_id: rpc.Id, events: Asyn
 
 
 async def handle_rpc(request: web.Request) -> web.StreamResponse:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        err = rpc.RpcError(rpc.INVALID_REQUEST, f"Invalid Request: body larger than {MAX_BODY} bytes")
+        return _json(rpc.error_response(None, err), status=413)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -159,19 +163,8 @@ async def handle_health(request: web.Request) -> web.Response:
     return _json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
 
-@web.middleware
-async def body_limit(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPRequestEntityTooLarge:
-        err = rpc.RpcError(rpc.INVALID_REQUEST, f"Invalid Request: body larger than {MAX_BODY} bytes")
-        return _json(rpc.error_response(None, err), status=413)
-
-
 def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[metrics.latency_middleware("mesh"), body_limit])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[metrics.latency_middleware("mesh")])
     app[MESH_KEY] = mesh
     app[VERIFIER_KEY] = verifier
     app[PUBLIC_URL_KEY] = public_url

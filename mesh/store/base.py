@@ -371,6 +371,12 @@ class Store(ABC):
     @abstractmethod
     async def get_channel(self, tenant: str, name: str) -> ChannelRecord | None: ...
 
+    @abstractmethod
+    async def approval_and_channel(
+        self, approval_id: str, tenant: str, channel: str
+    ) -> tuple[ApprovalRecord | None, ChannelRecord | None]:
+        """What a notification is built from, in one read: the approval and the tenant's channel it goes to."""
+
     # outbox
     @abstractmethod
     async def claim_outbox(

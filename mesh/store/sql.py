@@ -193,6 +193,27 @@ class SqlStore(Store):
         row = await self._one("SELECT * FROM channels WHERE tenant = ? AND name = ?", (tenant, name))
         return channel_from_row(row) if row else None
 
+    async def approval_and_channel(
+        self, approval_id: str, tenant: str, channel: str
+    ) -> tuple[ApprovalRecord | None, ChannelRecord | None]:
+        row = await self._one(
+            "SELECT a.*, c.type AS channel_type, c.config AS channel_config, c.created_at AS channel_created_at "
+            "FROM approvals a LEFT JOIN channels c ON c.tenant = ? AND c.name = ? WHERE a.id = ?",
+            (tenant, channel, approval_id),
+        )
+        if row is None:
+            return None, await self.get_channel(tenant, channel)
+        found = None
+        if row["channel_type"] is not None:
+            found = ChannelRecord(
+                tenant=tenant,
+                name=channel,
+                type=row["channel_type"],
+                config=loads(row["channel_config"]),
+                created_at=row["channel_created_at"],
+            )
+        return approval_from_row(row), found
+
     async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         rows = await self._all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
         return [audit_from_row(r) for r in rows]

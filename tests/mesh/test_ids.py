@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -28,3 +29,19 @@ def test_ids_sort_by_the_millisecond_they_were_made_in(monkeypatch: pytest.Monke
 def test_ids_made_in_one_millisecond_differ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models.time, "time_ns", lambda: 1_700_000_000_000_000_000)
     assert len({new_id() for _ in range(10_000)}) == 10_000  # 74 random bits each
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    """Random bytes are read ahead; a child must not hand out the ones its parent read (the same ids)."""
+    new_id()  # the parent holds bytes read ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, ",".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    parent = {new_id() for _ in range(50)}
+    assert len(child) == 50 and not {i[14:] for i in child} & {i[14:] for i in parent}

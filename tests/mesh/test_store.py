@@ -585,3 +585,14 @@ async def test_concurrent_creates_of_one_name_get_one_winner_and_no_error(store:
     won = await asyncio.gather(first, *(create(i, 0) for i in range(1, 4)))
     assert won == [True, False, False, False]
     assert (await store.get_channel("default", "ops")).config == {"n": 0}  # type: ignore[union-attr]
+
+
+async def test_a_notification_reads_its_approval_and_channel_at_once(store: Store) -> None:
+    hook = ChannelRecord(tenant="default", name="ops", type="webhook", config={"url": "http://x/h"}, created_at=5.0)
+    async with store.transaction() as tx:
+        await tx.insert_approval(approval("ap1"))
+        await tx.put_channel(hook)
+    assert await store.approval_and_channel("ap1", "default", "ops") == (await store.get_approval("ap1"), hook)
+    assert await store.approval_and_channel("ap1", "default", "gone") == (await store.get_approval("ap1"), None)
+    assert await store.approval_and_channel("ap1", "other-tenant", "ops") == (await store.get_approval("ap1"), None)
+    assert await store.approval_and_channel("nope", "default", "ops") == (None, hook)
