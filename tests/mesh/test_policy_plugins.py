@@ -374,3 +374,19 @@ def test_entry_points_listing_failure_is_not_fatal(
     with caplog.at_level(logging.WARNING, logger="mesh.policy.plugins"):
         assert "always" in available_plugins()
     assert "could not list" in caplog.text
+
+
+def test_a_reason_names_the_pattern_that_matched_without_translating_globs_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mesh.policy import builtin_plugins
+
+    tools = builtin_plugins.ToolMatch({"tools": ["db.read", "db.*", "fs.*"]})
+    commands = builtin_plugins.CommandMatch({"patterns": ["ls *", "rm -rf *"]})
+
+    def translated_again(*_args: object) -> None:
+        raise AssertionError("a glob was translated while deciding")
+
+    monkeypatch.setattr(builtin_plugins, "compile_globs", translated_again)
+    assert tools.reason(Action(agent="a", tool="db.drop", arguments={})) == "tool db.drop matches 'db.*'"
+    assert "matches 'rm -rf *'" in commands.reason(Action(agent="a", tool="exec", arguments={"command": "rm -rf /"}))
