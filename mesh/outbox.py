@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 
 from mesh.events import Event
-from mesh.store import OutboxRecord
+from mesh.store import OutboxAttempt, OutboxRecord
 
 if TYPE_CHECKING:
     from mesh.service import Mesh
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("airlock.outbox")
 
 MAX_ATTEMPTS = 12
+CLAIM = 50  # rows claimed, sent together and recorded together
 POLL_S = 0.5
 NEVER = 10 * 365 * 86400.0
 
@@ -71,25 +72,33 @@ class OutboxWorker:
         self.wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
 
-    async def deliver(self, row: OutboxRecord) -> None:
-        assert self._session is not None
+    async def attempt(self, row: OutboxRecord) -> OutboxAttempt:
+        """Send one row; how it went is recorded by the caller, with the rest of its batch in one write."""
         now = self.mesh.clock()
+        try:
+            return await self._attempt(row, now)
+        except Exception as exc:  # a bug here is a failed attempt, retried with backoff, never a lost row
+            log.exception("outbox row %s (%s): the delivery failed", row.id, row.kind)
+            return self._failed(row, now, f"failed: {type(exc).__name__}")
+
+    @staticmethod
+    def _failed(row: OutboxRecord, now: float, error: str) -> OutboxAttempt:
+        attempts = row.attempts + 1
+        retry = now + (NEVER if attempts >= MAX_ATTEMPTS else backoff(attempts))
+        return OutboxAttempt(row.id, ok=False, now=now, error=error, retry_at=retry)
+
+    async def _attempt(self, row: OutboxRecord, now: float) -> OutboxAttempt:
+        assert self._session is not None
         try:
             delivery = await self.builders[row.kind](self.mesh, row)
             if self.url_guard is not None:
                 await self.url_guard(delivery.url)
         except Undeliverable as exc:
-            await self.mesh.store.finish_outbox(row.id, ok=False, now=now, error=str(exc), retry_at=now + NEVER)
             log.warning("outbox row %s (%s) dropped: %s", row.id, row.kind, exc)
-            return
+            return OutboxAttempt(row.id, ok=False, now=now, error=str(exc), retry_at=now + NEVER)
         except Exception as exc:  # a builder's bug is a failed attempt, retried with backoff, never a lost row
             log.exception("outbox row %s (%s): building the delivery failed", row.id, row.kind)
-            attempts = row.attempts + 1
-            retry = now + (NEVER if attempts >= MAX_ATTEMPTS else backoff(attempts))
-            await self.mesh.store.finish_outbox(
-                row.id, ok=False, now=now, error=f"build failed: {type(exc).__name__}", retry_at=retry
-            )
-            return
+            return self._failed(row, now, f"build failed: {type(exc).__name__}")
         try:
             async with self._session.post(
                 delivery.url,
@@ -101,15 +110,18 @@ class OutboxWorker:
                 error = None if ok else f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             ok, error = False, type(exc).__name__
-        attempts = row.attempts + 1
-        retry = now + (NEVER if attempts >= MAX_ATTEMPTS else backoff(attempts))
-        await self.mesh.store.finish_outbox(row.id, ok=ok, now=self.mesh.clock(), error=error, retry_at=retry)
-        if not ok:
-            log.warning("outbox row %s (%s) failed, attempt %d: %s", row.id, row.kind, attempts, error)
+        if ok:
+            return OutboxAttempt(row.id, ok=True, now=self.mesh.clock())
+        log.warning("outbox row %s (%s) failed, attempt %d: %s", row.id, row.kind, row.attempts + 1, error)
+        return self._failed(row, now, error or "failed")
 
     async def run_once(self) -> int:
-        rows = await self.mesh.store.claim_outbox(self.mesh.clock(), kinds=tuple(self.builders))
-        await asyncio.gather(*(self.deliver(r) for r in rows))
+        """Claim what is due, send it all at once, then record every outcome in one write (one write per
+        row was a third of what a webhook cost the server). A row whose outcome a crash loses is still
+        leased; it is sent again when the lease runs out."""
+        rows = await self.mesh.store.claim_outbox(self.mesh.clock(), limit=CLAIM, kinds=tuple(self.builders))
+        if rows:
+            await self.mesh.store.finish_outbox_many(await asyncio.gather(*(self.attempt(r) for r in rows)))
         return len(rows)
 
     async def run(self) -> None:
@@ -118,7 +130,8 @@ class OutboxWorker:
             with self.mesh.events.listen(self._wake_on):
                 while True:
                     try:
-                        await self.run_once()
+                        if await self.run_once() >= CLAIM:
+                            continue  # a full batch: more may be due, so no pause (a backlog drained at 100/s)
                     except Exception:
                         log.exception("outbox run failed")
                     self.wake.clear()

@@ -346,12 +346,7 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
             task.metadata = {**task.metadata, **reply.metadata}
         async with self.store.transaction() as tx:
             asked = await record_input_request(self, tx, task, status_msg["parts"] if status_msg else [], now)
-            messages = [user_msg] + ([status_msg] if status_msg else [])
-            if new:
-                await tx.insert_task(task, messages)
-            else:
-                await tx.update_task(task)
-                await tx.append_history(task.id, messages)
+            await write_task(tx, task, [user_msg] + ([status_msg] if status_msg else []), new=new)
             await self._state_written(tx, task)
             await self._audit_decision(tx, task, action, decision, principal, now)
         wire = task.to_wire()  # built once: the events and the answer carry the same task
@@ -463,12 +458,7 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
         }
         status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(form)], now)
         async with self.store.transaction() as tx:
-            messages = [user_msg] + ([status_msg] if status_msg else [])
-            if new:
-                await tx.insert_task(task, messages)
-            else:
-                await tx.update_task(task)
-                await tx.append_history(task.id, messages)
+            await write_task(tx, task, [user_msg] + ([status_msg] if status_msg else []), new=new)
             await self._state_written(
                 tx,
                 task,
@@ -519,6 +509,15 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
         self.events.publish(
             Event(kind=kind, tenant=task.tenant, subject=task.id, data={"state": task.state, **data}, outbox=outbox)
         )
+
+
+async def write_task(tx: Tx, task: TaskRecord, messages: list[dict[str, Any]], *, new: bool) -> None:
+    """A turn's write of its task and the messages it adds: a new task with its first messages in one go."""
+    if new:
+        await tx.insert_task(task, messages)
+    else:
+        await tx.update_task(task)
+        await tx.append_history(task.id, messages)
 
 
 def tool_call(message: Message) -> tuple[str, dict[str, Any]] | None:

@@ -76,6 +76,17 @@ class TaskRecord:
         return task
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxAttempt:
+    """How one delivery of an outbox row went."""
+
+    row_id: int
+    ok: bool
+    now: float
+    error: str | None = None
+    retry_at: float | None = None  # when a failed row is due again (a minute from ``now`` when not given)
+
+
 @dataclass(slots=True)
 class ApprovalRecord:
     """A pause waiting for a person: a policy hold (``kind='approval'``) or an agent's input request."""
@@ -384,10 +395,14 @@ class Store(ABC):
     ) -> list[OutboxRecord]:
         """Rows due for delivery, leased so that a concurrent worker does not take them too."""
 
-    @abstractmethod
     async def finish_outbox(
         self, row_id: int, *, ok: bool, now: float, error: str | None = None, retry_at: float | None = None
-    ) -> None: ...
+    ) -> None:
+        await self.finish_outbox_many([OutboxAttempt(row_id, ok=ok, now=now, error=error, retry_at=retry_at)])
+
+    @abstractmethod
+    async def finish_outbox_many(self, attempts: Sequence[OutboxAttempt]) -> None:
+        """Record how deliveries went, all in one transaction: sent, or failed and due again at ``retry_at``."""
 
     # audit
     @abstractmethod

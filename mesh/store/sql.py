@@ -17,6 +17,7 @@ from .base import (
     AuditRecord,
     ChannelRecord,
     EventRecord,
+    OutboxAttempt,
     PushConfigRecord,
     RunGrant,
     Store,
@@ -25,6 +26,7 @@ from .base import (
 )
 from .rows import (
     TENANT_CHANNELS,
+    SqlTx,
     agent_from_row,
     approval_from_row,
     audit_from_row,
@@ -218,17 +220,17 @@ class SqlStore(Store):
         rows = await self._all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
         return [audit_from_row(r) for r in rows]
 
-    async def finish_outbox(
-        self, row_id: int, *, ok: bool, now: float, error: str | None = None, retry_at: float | None = None
-    ) -> None:
+    async def finish_outbox_many(self, attempts: Sequence[OutboxAttempt]) -> None:
         async with self.transaction() as tx:
-            if ok:
-                await tx.execute(
-                    "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                    (now, row_id),
-                )
-            else:
-                await tx.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-                    (error, retry_at if retry_at is not None else now + 60, row_id),
-                )
+            assert isinstance(tx, SqlTx)
+            for a in attempts:
+                if a.ok:
+                    await tx.defer(
+                        "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                        (a.now, a.row_id),
+                    )
+                else:
+                    await tx.defer(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                        (a.error, a.retry_at if a.retry_at is not None else a.now + 60, a.row_id),
+                    )
