@@ -8,12 +8,15 @@ the approval and the notification outbox rows. Resolving a hold lives in :mod:`m
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+
+import orjson
 
 from a2ui import approval_form, form_part, redact
 from mesh import jsonrpc as rpc
@@ -420,7 +423,7 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
     ) -> dict[str, Any]:
         policy = decision.policy
         assert policy is not None
-        form = approval_form(action.tool, list(decision.form_fields))
+        form = held_form(action.tool, decision.form_fields)
         approval_id = new_id()
         # a deadline must stay a representable date; ten years is far beyond any human wait
         timeout = min(decision.timeout_s or self.config.approval_timeout_s, MAX_TIMEOUT_S)
@@ -447,13 +450,14 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
             updated_at=now,
             run_id=run_id,
         )
+        expires = iso(approval.expires_at)
         task.metadata = {
             **task.metadata,
             "airlock": {
                 **(task.metadata.get("airlock") or {}),
                 "approvalId": approval_id,
                 "policy": policy.name,
-                "expiresAt": iso(approval.expires_at),
+                "expiresAt": expires,
             },
         }
         status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(form)], now)
@@ -467,7 +471,7 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
                 policy=policy.name,
                 tool=action.tool,
                 run_id=run_id,
-                expires_at=iso(approval.expires_at),
+                expires_at=expires,
             )
             await tx.insert_approval(approval)
             for channel in approval.channels:
@@ -509,6 +513,18 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
         self.events.publish(
             Event(kind=kind, tenant=task.tenant, subject=task.id, data={"state": task.state, **data}, outbox=outbox)
         )
+
+
+@functools.lru_cache(maxsize=512)
+def _form_json(tool: str | None, fields: bytes) -> bytes:
+    return orjson.dumps(approval_form(tool, orjson.loads(fields)))
+
+
+def held_form(tool: str | None, fields: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The approval form of a hold, built and checked once per tool and set of fields (a policy's fields
+    seldom change; building and checking them again was a twentieth of a hold). Each hold gets a copy of its
+    own, so nothing one task does to its form reaches another."""
+    return orjson.loads(_form_json(tool, orjson.dumps(list(fields))))
 
 
 async def write_task(tx: Tx, task: TaskRecord, messages: list[dict[str, Any]], *, new: bool) -> None:

@@ -450,10 +450,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 PENDING_COUNT_TRIGGERS = (
-    """CREATE TRIGGER IF NOT EXISTS pending_counted AFTER INSERT ON approvals WHEN NEW.status = 'pending'
+    # one upsert per held call (it was an insert and an update: two statements run in every hold)
+    """CREATE TRIGGER IF NOT EXISTS pending_counted_once AFTER INSERT ON approvals WHEN NEW.status = 'pending'
     BEGIN
-        INSERT OR IGNORE INTO pending_counts (tenant, pending) VALUES (NEW.tenant, 0);
-        UPDATE pending_counts SET pending = pending + 1 WHERE tenant = NEW.tenant;
+        INSERT INTO pending_counts (tenant, pending) VALUES (NEW.tenant, 1)
+        ON CONFLICT (tenant) DO UPDATE SET pending = pending + 1;
     END""",
     """CREATE TRIGGER IF NOT EXISTS pending_decided AFTER UPDATE OF status ON approvals
     WHEN OLD.status = 'pending' AND NEW.status <> 'pending'
@@ -479,6 +480,9 @@ def _count_pending(conn: sqlite3.Connection) -> None:
     table) the first time a file is opened by an Airlock that keeps it."""
     exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending_counts'").fetchone()
     if exists:
+        conn.execute("DROP TRIGGER IF EXISTS pending_counted")  # its two statements are one upsert now
+        for trigger in PENDING_COUNT_TRIGGERS:
+            conn.execute(trigger)
         return
     conn.execute("CREATE TABLE pending_counts (tenant TEXT PRIMARY KEY, pending INTEGER NOT NULL)")
     conn.execute(

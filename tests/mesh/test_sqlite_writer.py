@@ -137,7 +137,7 @@ async def test_the_pending_total_is_kept_by_the_file_and_filled_for_an_older_one
     # a file written before the count existed: it is counted at the next open
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE pending_counts")
-        for name in ("pending_counted", "pending_decided", "pending_reopened", "pending_deleted"):
+        for name in ("pending_counted_once", "pending_decided", "pending_reopened", "pending_deleted"):
             conn.execute(f"DROP TRIGGER {name}")
     store = SQLiteStore(path)
     await store.open()
@@ -235,3 +235,34 @@ async def test_closing_while_a_group_is_open_commits_it_and_frees_its_waiters(tm
     results = await asyncio.wait_for(asyncio.gather(*units, return_exceptions=True), 10)
     assert results == [None, None]
     assert on_disk(tmp_path / "c.db", "SELECT id FROM tasks ORDER BY id") == [("k0",), ("k1",)]
+
+
+async def test_a_file_with_the_two_statement_count_trigger_counts_each_hold_once(tmp_path: Path) -> None:
+    from tests.mesh.test_store import approval
+
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as an earlier Airlock left it
+        conn.execute("DROP TRIGGER pending_counted_once")
+        conn.execute(
+            """CREATE TRIGGER pending_counted AFTER INSERT ON approvals WHEN NEW.status = 'pending'
+            BEGIN
+                INSERT OR IGNORE INTO pending_counts (tenant, pending) VALUES (NEW.tenant, 0);
+                UPDATE pending_counts SET pending = pending + 1 WHERE tenant = NEW.tenant;
+            END"""
+        )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        async with store.transaction() as tx:
+            for i in range(3):
+                await tx.insert_task(task(f"t{i}"))
+                await tx.insert_approval(approval(f"a{i}", f"t{i}"))
+        assert on_disk(path, "SELECT tenant, pending FROM pending_counts") == [("default", 3)]
+        assert on_disk(path, "SELECT name FROM sqlite_master WHERE name LIKE 'pending_counted%'") == [
+            ("pending_counted_once",)
+        ]
+    finally:
+        await store.close()
