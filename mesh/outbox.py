@@ -126,7 +126,9 @@ class OutboxWorker:
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout) as self._session:
+        # no cookie jar: a receiver's cookies mean nothing to a notification, and looking them up was paid
+        # on every send
+        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as self._session:
             with self.mesh.events.listen(self._wake_on):
                 while True:
                     try:
