@@ -266,3 +266,79 @@ async def test_a_file_with_the_two_statement_count_trigger_counts_each_hold_once
         ]
     finally:
         await store.close()
+
+
+@pytest.fixture
+def commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the commits (each one fsync) the writer's thread runs."""
+    from mesh.store import sqlite as engine
+
+    done: list[int] = []
+    real = engine._commit
+
+    def counted(conn: sqlite3.Connection) -> None:
+        real(conn)
+        done.append(1)
+
+    monkeypatch.setattr(engine, "_commit", counted)
+    return done
+
+
+async def test_a_lingering_unit_shares_the_commit_of_the_next_unit(
+    store: SQLiteStore, commits: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bookkeeping nobody is answered from (an outbox lease, a delivery's outcome) does not pay an fsync of
+    its own when a request's write follows: the next unit commits both."""
+    from mesh.store import sqlite as engine
+
+    monkeypatch.setattr(engine, "LINGER_S", 60.0)  # only the next unit can commit it in this test
+
+    async def lease() -> None:
+        async with store.transaction(linger=True) as tx:
+            await tx.insert_task(task("lease"))
+
+    lingering = asyncio.create_task(lease())
+    async with asyncio.timeout(5):
+        while not lingering.done() and (store._group is None or not store._group.units):
+            await asyncio.sleep(0)  # until the lease is written and waits
+        async with store.transaction() as tx:
+            await tx.insert_task(task("answer"))
+        await lingering
+    assert commits == [1]
+    assert sorted(on_disk(store.path, "SELECT id FROM tasks")) == [("answer",), ("lease",)]
+
+
+async def test_a_lingering_unit_alone_is_committed_a_moment_later(store: SQLiteStore, commits: list[int]) -> None:
+    async with asyncio.timeout(5):
+        async with store.transaction(linger=True) as tx:
+            await tx.insert_task(task("alone"))
+    assert commits == [1] and on_disk(store.path, "SELECT id FROM tasks") == [("alone",)]
+
+
+async def test_a_unit_answering_a_request_is_never_held_by_a_lingering_one(
+    store: SQLiteStore, commits: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesh.store import sqlite as engine
+
+    monkeypatch.setattr(engine, "LINGER_S", 60.0)
+    inside, leave = asyncio.Event(), asyncio.Event()
+
+    async def lease() -> None:
+        async with store.transaction(linger=True) as tx:
+            await tx.insert_task(task("lease"))
+            inside.set()
+            await leave.wait()  # a request's unit queues behind it meanwhile
+
+    async def answer() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_task(task("answer"))
+
+    lingering = asyncio.create_task(lease())
+    await inside.wait()
+    answering = asyncio.create_task(answer())
+    while not store._waiting:
+        await asyncio.sleep(0)
+    leave.set()
+    async with asyncio.timeout(5):  # far below the 60 s linger
+        await asyncio.gather(lingering, answering)
+    assert commits == [1]
