@@ -302,10 +302,7 @@ class Store(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    def transaction(self, *, linger: bool = False) -> AbstractAsyncContextManager[Tx]:
-        """A unit of work, committed before the block returns. With ``linger`` (bookkeeping nobody is
-        answered from, such as an outbox lease) an engine may hold the commit a moment for the next unit to
-        share it."""
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 
     # tasks
     @abstractmethod

@@ -132,7 +132,7 @@ class PostgresStore(SqlStore):
             self._pool = None
 
     @asynccontextmanager
-    async def transaction(self, *, linger: bool = False) -> AsyncIterator[Tx]:  # each commits on its own
+    async def transaction(self) -> AsyncIterator[Tx]:
         assert self._pool is not None, "store is not open"
         async with self._pool.acquire() as conn, conn.transaction():
             yield PgTx(conn)

@@ -39,7 +39,6 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
 MAX_GROUP = 64  # units sharing one commit at most, so a steady stream still commits often
-LINGER_S = 0.01  # how long a lingering unit's group waits for another unit to share its commit
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000")
 WRITER_CACHE_KIB = 16 * 1024  # the writer's page cache: the indexes its inserts walk stay in memory
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another process's write lock
@@ -262,8 +261,6 @@ class _Group:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.units = 0
         self.begun = False  # its transaction was opened
-        self.urgent = False  # a unit in it answers a request: no lingering
-        self.timer: asyncio.TimerHandle | None = None  # the commit a lingering unit put off
 
 
 class SQLiteStore(SqlStore):
@@ -305,7 +302,7 @@ class SQLiteStore(SqlStore):
         self._reader = self._writer = None
 
     @asynccontextmanager
-    async def transaction(self, *, linger: bool = False) -> AsyncIterator[Tx]:
+    async def transaction(self) -> AsyncIterator[Tx]:
         writer = self._writer
         assert writer is not None, "store is not open"
         self._waiting += 1
@@ -323,7 +320,6 @@ class SQLiteStore(SqlStore):
                 self._group = _Group()
             group = self._group
             group.units += 1
-            group.urgent = group.urgent or not linger
             tx = SQLiteTx(writer, _Unit(), group)
             try:
                 yield tx
@@ -336,27 +332,11 @@ class SQLiteStore(SqlStore):
         finally:
             try:
                 if group is not None and not group.done.done() and (self._waiting == 0 or group.units >= MAX_GROUP):
-                    if linger and group.units < MAX_GROUP and not group.urgent:
-                        self._commit_soon(group)
-                    else:
-                        await self._commit(writer, group)
+                    await self._commit(writer, group)
             finally:
                 writer.when_idle(self._write_lock.release)
         if ok and group is not None:
             await asyncio.shield(group.done)
-
-    def _commit_soon(self, group: _Group) -> None:
-        """A lingering unit (bookkeeping nobody is answered from) leaves its group open for ``LINGER_S``, so
-        the next unit to come commits it along with its own: one fsync for both. If none comes, the group
-        is committed then anyway."""
-        if group.timer is None:
-            group.timer = asyncio.get_running_loop().call_later(LINGER_S, self._linger_over, group)
-
-    def _linger_over(self, group: _Group) -> None:
-        if self._group is group and not group.done.done():
-            task = asyncio.get_running_loop().create_task(self._commit_now(group))
-            self._pending_commits.add(task)
-            task.add_done_callback(self._pending_commits.discard)
 
     def _lose(self, group: _Group, exc: BaseException) -> None:
         """SQLite rolled back the group's whole transaction (a full disk, an I/O error): the units released
@@ -371,8 +351,6 @@ class SQLiteStore(SqlStore):
         """Commit the open group (the writer lock is held); every unit in it learns the outcome, even when
         the coroutine that asked for the commit is cancelled while it runs."""
         self._group = None
-        if group.timer is not None:
-            group.timer.cancel()
         try:
             commit = writer.submit(_commit)
         except BaseException as exc:  # the writer is shut down: nobody may wait on this group forever
@@ -399,12 +377,11 @@ class SQLiteStore(SqlStore):
             self._pending_commits.add(task)
             task.add_done_callback(self._pending_commits.discard)
 
-    async def _commit_now(self, only: _Group | None = None) -> None:
-        """Commit the open group (only if it is still ``only``, when given)."""
+    async def _commit_now(self) -> None:
         await self._write_lock.acquire()
         writer = self._writer
         try:
-            if self._group is not None and writer is not None and (only is None or self._group is only):
+            if self._group is not None and writer is not None:
                 await self._commit(writer, self._group)
         finally:
             if writer is not None:
@@ -441,7 +418,7 @@ class SQLiteStore(SqlStore):
         due = "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?{only} LIMIT 1"
         if not await self._all(due.format(only=only), (now, *kinds)):
             return []
-        async with self.transaction(linger=True) as tx:
+        async with self.transaction() as tx:
             assert isinstance(tx, SQLiteTx)
             rows = await tx.fetchall(
                 "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL "

@@ -105,10 +105,10 @@ async def test_a_batch_of_deliveries_is_recorded_in_one_write(tmp_path: Path) ->
         writes = 0
         real = store.transaction
 
-        def counted(**kwargs: Any) -> Any:
+        def counted() -> Any:
             nonlocal writes
             writes += 1
-            return real(**kwargs)
+            return real()
 
         try:
             with patch.object(store, "transaction", counted):
