@@ -205,16 +205,16 @@ class SqlStore(Store):
         )
         if row is None:
             return None, await self.get_channel(tenant, channel)
-        found = None
-        if row["channel_type"] is not None:
-            found = ChannelRecord(
-                tenant=tenant,
-                name=channel,
-                type=row["channel_type"],
-                config=loads(row["channel_config"]),
-                created_at=row["channel_created_at"],
-            )
-        return approval_from_row(row), found
+        if row["channel_type"] is None:
+            return approval_from_row(row), None
+        joined = {
+            "tenant": tenant,
+            "name": channel,
+            "type": row["channel_type"],
+            "config": row["channel_config"],
+            "created_at": row["channel_created_at"],
+        }
+        return approval_from_row(row), channel_from_row(joined)
 
     async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         rows = await self._all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
