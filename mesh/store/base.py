@@ -302,7 +302,12 @@ class Store(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+    def transaction(self, *, durable: bool = True) -> AbstractAsyncContextManager[Tx]:
+        """One unit of work, answered once committed. A unit that is not ``durable`` may be answered before
+        its commit reaches the disk: a later durable commit carries it there, a crashed process loses none
+        of it, and only a power loss or an operating-system crash can roll it back. Only bookkeeping whose
+        loss repeats work is written so: an outbox lease or a delivery's outcome (a lost one means the
+        delivery is made again, which at-least-once delivery allows)."""
 
     # tasks
     @abstractmethod
@@ -393,7 +398,8 @@ class Store(ABC):
     async def claim_outbox(
         self, now: float, limit: int = 50, lease_s: float = 30.0, kinds: tuple[str, ...] = ()
     ) -> list[OutboxRecord]:
-        """Rows due for delivery, leased so that a concurrent worker does not take them too."""
+        """Rows due for delivery, leased so that a concurrent worker does not take them too (the lease is
+        not ``durable``: should it be lost, the rows are due again at once)."""
 
     async def finish_outbox(
         self, row_id: int, *, ok: bool, now: float, error: str | None = None, retry_at: float | None = None
@@ -402,7 +408,8 @@ class Store(ABC):
 
     @abstractmethod
     async def finish_outbox_many(self, attempts: Sequence[OutboxAttempt]) -> None:
-        """Record how deliveries went, all in one transaction: sent, or failed and due again at ``retry_at``."""
+        """Record how deliveries went, all in one transaction (not ``durable``): sent, or failed and due again
+        at ``retry_at``."""
 
     # audit
     @abstractmethod

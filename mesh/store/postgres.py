@@ -132,9 +132,11 @@ class PostgresStore(SqlStore):
             self._pool = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         assert self._pool is not None, "store is not open"
         async with self._pool.acquire() as conn, conn.transaction():
+            if not durable:  # this transaction's commit does not wait for the WAL flush
+                await conn.execute("SET LOCAL synchronous_commit = off")
             yield PgTx(conn)
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -144,17 +146,14 @@ class PostgresStore(SqlStore):
     async def claim_outbox(
         self, now: float, limit: int = 50, lease_s: float = 30.0, kinds: tuple[str, ...] = ()
     ) -> list[OutboxRecord]:
-        assert self._pool is not None, "store is not open"
-        rows = await self._pool.fetch(
-            "UPDATE outbox SET next_attempt_at = $1 WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL "
-            "AND next_attempt_at <= $2 AND (cardinality($4::text[]) = 0 OR kind = ANY($4::text[])) "
-            "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, kind, payload, attempts",
-            now + lease_s,
-            now,
-            limit,
-            list(kinds),
-        )
+        async with self.transaction(durable=False) as tx:
+            rows = await tx.fetchall(
+                "UPDATE outbox SET next_attempt_at = ? WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL "
+                "AND next_attempt_at <= ? AND (cardinality(?::text[]) = 0 OR kind = ANY(?::text[])) "
+                "ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, kind, payload, attempts",
+                (now + lease_s, now, list(kinds), list(kinds), limit),
+            )
         return sorted(
             (
                 OutboxRecord(id=r["id"], kind=r["kind"], payload=loads(r["payload"]), attempts=r["attempts"])

@@ -221,7 +221,7 @@ class SqlStore(Store):
         return [audit_from_row(r) for r in rows]
 
     async def finish_outbox_many(self, attempts: Sequence[OutboxAttempt]) -> None:
-        async with self.transaction() as tx:
+        async with self.transaction(durable=False) as tx:
             assert isinstance(tx, SqlTx)
             for a in attempts:
                 if a.ok:

@@ -17,12 +17,19 @@ Group commit: units that arrive while another is running join one SQLite transac
 of its own (a failing unit rolls back only itself), and the last of them commits — one commit and one
 fsync for the group. Every unit waits for that commit before it returns, so nothing is answered before it
 is on disk.
+
+The writer runs with ``synchronous=NORMAL`` (in WAL mode a commit is written to the WAL, not synced) and
+syncs the WAL itself after a group's commit when any unit in the group is ``durable`` — the one sync
+``FULL`` would make. A group of bookkeeping alone (outbox leases, delivery outcomes) costs no sync, and the
+next durable group's sync carries it to disk with its own (the WAL is one file, written in order). SQLite
+still syncs the WAL before every checkpoint, as it does under ``FULL``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -69,6 +76,7 @@ class _Writer:
         self.path = path
         self.conn: sqlite3.Connection | None = None
         self._last: asyncio.Future[Any] | None = None
+        self._wal_fd: int | None = None
 
     def here(self) -> sqlite3.Connection:
         assert self.conn is not None, "store is not open"
@@ -104,13 +112,25 @@ class _Writer:
             for pragma in PRAGMAS:
                 conn.execute(pragma)
             conn.execute("PRAGMA busy_timeout=0")  # waiting for the write lock happens on the thread
+            conn.execute("PRAGMA synchronous=NORMAL")  # a durable group's commit is synced by sync_wal
             conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")  # SQLite's default is 2 MiB
             return conn
 
         self.conn = await asyncio.wrap_future(self._pool.submit(connect))
 
+    def sync_wal(self) -> None:
+        """On the writer's thread, after a commit: the WAL, and with it every commit before this one, on disk.
+        The WAL lives as long as a connection to the file is open (the writer's is), so its descriptor is
+        opened once, at the first sync, when the file surely exists."""
+        if self._wal_fd is None:
+            self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        os.fdatasync(self._wal_fd)
+
     async def close(self) -> None:
         def close() -> None:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
@@ -167,7 +187,7 @@ def _abort_unit(conn: sqlite3.Connection, unit: _Unit) -> None:
 
 
 def _commit(conn: sqlite3.Connection) -> None:
-    """On the writer's thread: the group's one commit and fsync."""
+    """On the writer's thread: the group's one commit (written to the WAL, not yet synced)."""
     if not conn.in_transaction:
         return
     try:
@@ -261,6 +281,7 @@ class _Group:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.units = 0
         self.begun = False  # its transaction was opened
+        self.durable = False  # a unit in it must be on disk before it is answered
 
 
 class SQLiteStore(SqlStore):
@@ -279,7 +300,7 @@ class SQLiteStore(SqlStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer = _Writer(self.path)
         await writer.open()
-        await writer.submit(_migrate)
+        await writer.submit(lambda conn: (_migrate(conn), writer.sync_wal()))
         self._writer = writer
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         self._reader.row_factory = aiosqlite.Row
@@ -302,7 +323,7 @@ class SQLiteStore(SqlStore):
         self._reader = self._writer = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         writer = self._writer
         assert writer is not None, "store is not open"
         self._waiting += 1
@@ -320,6 +341,7 @@ class SQLiteStore(SqlStore):
                 self._group = _Group()
             group = self._group
             group.units += 1
+            group.durable = group.durable or durable
             tx = SQLiteTx(writer, _Unit(), group)
             try:
                 yield tx
@@ -352,7 +374,14 @@ class SQLiteStore(SqlStore):
         the coroutine that asked for the commit is cancelled while it runs."""
         self._group = None
         try:
-            commit = writer.submit(_commit)
+            durable = group.durable
+
+            def commit_group(conn: sqlite3.Connection) -> None:
+                _commit(conn)
+                if durable:
+                    writer.sync_wal()
+
+            commit = writer.submit(commit_group)
         except BaseException as exc:  # the writer is shut down: nobody may wait on this group forever
             self._lose(group, exc)
             raise
@@ -418,7 +447,7 @@ class SQLiteStore(SqlStore):
         due = "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?{only} LIMIT 1"
         if not await self._all(due.format(only=only), (now, *kinds)):
             return []
-        async with self.transaction() as tx:
+        async with self.transaction(durable=False) as tx:
             assert isinstance(tx, SQLiteTx)
             rows = await tx.fetchall(
                 "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL "

@@ -102,23 +102,22 @@ async def test_a_batch_of_deliveries_is_recorded_in_one_write(tmp_path: Path) ->
             raise Undeliverable("its subject is gone")
 
         worker = OutboxWorker(mesh, {"hook": to_hook, "gone": gone})
-        writes = 0
+        writes: list[bool] = []  # each write's durability
         real = store.transaction
 
-        def counted() -> Any:
-            nonlocal writes
-            writes += 1
-            return real()
+        def counted(*, durable: bool = True) -> Any:
+            writes.append(durable)
+            return real(durable=durable)
 
         try:
             with patch.object(store, "transaction", counted):
-                async with running(worker):
+                async with running(worker), asyncio.timeout(30):
                     while len(_attempted(tmp_path / "o.db")) < 6:
                         await asyncio.sleep(0.01)
         finally:
             await store.close()
     assert sorted(b["n"] for b in hook.bodies) == [0, 1, 2, 3, 4]
-    assert writes == 2  # the claim, then every outcome
+    assert writes == [False, False]  # the claim, then every outcome: bookkeeping, neither waits for a sync
     with sqlite3.connect(tmp_path / "o.db") as conn:
         done = conn.execute("SELECT kind, attempts, delivered_at IS NOT NULL, last_error FROM outbox").fetchall()
     assert sorted(done) == [("gone", 1, 0, "its subject is gone")] + [("hook", 1, 1, None)] * 5

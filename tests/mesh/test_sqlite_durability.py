@@ -1,0 +1,131 @@
+"""What a SQLite commit waits for: a durable unit is answered only once the WAL holding it is synced;
+outbox bookkeeping (a lease, a delivery's outcome) is written without a sync of its own, survives a killed
+process all the same, and reaches the disk with the next durable commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mesh.store.base import OutboxAttempt, TaskRecord
+from mesh.store.sqlite import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def task(task_id: str) -> TaskRecord:
+    return TaskRecord(
+        id=task_id,
+        tenant="default",
+        context_id="ctx",
+        state="completed",
+        owner="alice",
+        owner_roles=["agent"],
+        agent="guard",
+        status={"state": "completed"},
+        created_at=1.0,
+        updated_at=1.0,
+    )
+
+
+def on_disk(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "d.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def syncs(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each ``fdatasync`` the store makes, as ``"wal"`` when it is of the store's WAL file. SQLite itself never
+    syncs at a commit (``synchronous=NORMAL``), so these are every sync a commit waits for."""
+    assert store._writer is not None and store._writer.here().execute("PRAGMA synchronous").fetchone()[0] == 1
+    made: list[str] = []
+    real = os.fdatasync
+    wal = os.stat(f"{store.path}-wal").st_ino
+
+    def recorded(fd: int) -> None:
+        real(fd)
+        made.append("wal" if os.fstat(fd).st_ino == wal else f"fd {fd}")
+
+    monkeypatch.setattr(os, "fdatasync", recorded)
+    return made
+
+
+async def test_a_durable_unit_is_answered_after_the_wal_holding_it_is_synced(
+    store: SQLiteStore, syncs: list[str]
+) -> None:
+    async with store.transaction() as tx:
+        await tx.insert_task(task("t1"))
+    assert syncs == ["wal"]
+    assert on_disk(store.path, "SELECT id FROM tasks") == [("t1",)]
+
+
+async def test_a_unit_of_bookkeeping_alone_is_committed_without_a_sync(store: SQLiteStore, syncs: list[str]) -> None:
+    async with store.transaction(durable=False) as tx:
+        await tx.enqueue("webhook", {"n": 1})
+    assert syncs == []
+    assert on_disk(store.path, "SELECT kind FROM outbox") == [("webhook",)]  # committed all the same
+
+
+async def test_bookkeeping_in_a_group_with_a_durable_unit_is_synced_with_it(
+    store: SQLiteStore, syncs: list[str]
+) -> None:
+    async def unit(durable: bool, name: str) -> None:
+        async with store.transaction(durable=durable) as tx:
+            await tx.insert_task(task(name))
+
+    # the second unit queues while the first holds the writer, so both share one commit, which is durable
+    # whichever of them came first
+    await asyncio.gather(unit(False, "lease"), unit(True, "hold"))
+    assert syncs == ["wal"]
+    assert on_disk(store.path, "SELECT id FROM tasks ORDER BY id") == [("hold",), ("lease",)]
+
+
+async def test_an_outbox_lease_and_a_delivery_s_outcome_cost_no_sync(store: SQLiteStore, syncs: list[str]) -> None:
+    async with store.transaction() as tx:
+        await tx.enqueue("webhook", {"n": 1})
+    syncs.clear()
+    [row] = await store.claim_outbox(now=10.0)
+    await store.finish_outbox_many([OutboxAttempt(row.id, ok=True, now=11.0)])
+    assert syncs == []
+    assert on_disk(store.path, "SELECT delivered_at, attempts FROM outbox") == [(11.0, 1)]
+
+
+def test_bookkeeping_written_without_a_sync_survives_a_killed_process(tmp_path: Path) -> None:
+    """Unsynced WAL frames are in the operating system's hands once the commit returns: kill -9 loses none."""
+    path = tmp_path / "k.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal, sys
+        from mesh.store.sqlite import SQLiteStore
+
+        async def main():
+            store = SQLiteStore({str(path)!r})
+            await store.open()
+            async with store.transaction(durable=False) as tx:
+                await tx.enqueue("webhook", {{"n": 1}})
+            print("committed", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout == "committed\n", proc.stderr
+    assert on_disk(path, "SELECT kind FROM outbox") == [("webhook",)]
