@@ -173,7 +173,9 @@ class Airlock:
             proc.stop()
 
 
-def start_airlock(name: str, workdir: Path, store: str | None, *, replicas: int = 1) -> Airlock:
+def start_airlock(
+    name: str, workdir: Path, store: str | None, *, replicas: int = 1, options: tuple[str, ...] = ()
+) -> Airlock:
     home = workdir / name
     home.mkdir(parents=True, exist_ok=True)
     airlock = Airlock(name, home)
@@ -195,6 +197,7 @@ def start_airlock(name: str, workdir: Path, store: str | None, *, replicas: int 
         ]
         if store:
             argv += ["--store", store]
+        argv += options
         proc = start(f"{name}-{i + 1}", argv, home, env={"AIRLOCK_HOME": str(home)})
         mesh, gateway = f"http://127.0.0.1:{mesh_port}", f"http://127.0.0.1:{gateway_port}"
         airlock.replicas.append((proc, mesh, gateway))

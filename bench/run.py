@@ -51,6 +51,16 @@ class Options:
     concurrency: tuple[int, ...] = (1, 32)
 
 
+def vs_baselines(m: dict[str, Any], ref: dict[str, Any] | None, floor: dict[str, Any] | None) -> str:
+    """An allow row against the reference and the floor of the same run."""
+    if not (ref and floor):
+        return ""
+    return (
+        f"{report.ratio(m['rps'], ref['rps'])}x ref, {report.pct(m['rps'], floor['rps'])} floor, "
+        f"p99 {report.ratio(m['p99_ms'], floor['p99_ms'])}x floor"
+    )
+
+
 @dataclass
 class Bench:
     opts: Options
@@ -95,7 +105,14 @@ class Bench:
         return proc, url
 
     def airlock(
-        self, name: str, *, store: str | None = None, replicas: int = 1, hold: bool = True, notify: bool = True
+        self,
+        name: str,
+        *,
+        store: str | None = None,
+        replicas: int = 1,
+        hold: bool = True,
+        notify: bool = True,
+        options: tuple[str, ...] = (),
     ) -> Airlock:
         """A fresh Airlock with 50 policies that never match and, with ``hold``, one require_approval policy
         for ``bench.hold`` that (with ``notify``) notifies a webhook channel."""
@@ -103,7 +120,7 @@ class Bench:
             schema = f"bench_{uuid.uuid4().hex[:12]}"
             self.schemas.append(schema)
             store = f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
-        airlock = start_airlock(name, self.work, store, replicas=replicas)
+        airlock = start_airlock(name, self.work, store, replicas=replicas, options=options)
         self.airlocks.append(airlock)
         airlock.admin = airlock.token("bench-admin", "admin")
         airlock.agent = airlock.token("bench-agent", "agent")
@@ -288,6 +305,9 @@ class Bench:
             ]
         allow = self.airlock("allow", hold=False)
         targets.append(("allow", f"{allow.mesh_urls[0]}/", "allow", allow.agent, allow.procs, None))
+        if 1 in want:  # the same, answered before the sync (an operator's choice; see the README)
+            unsynced = self.airlock("allow-unsynced", hold=False, options=("--unsynced-turns",))
+            targets.append(("unsynced", f"{unsynced.mesh_urls[0]}/", "allow", unsynced.agent, unsynced.procs, None))
         if 2 in want:
             hold = self.airlock("hold")
             targets.append(("hold", f"{hold.mesh_urls[0]}/", "hold", hold.agent, hold.procs, hold))
@@ -303,15 +323,13 @@ class Bench:
                 self.rows.append(report.row("floor: bare aiohttp", c, floor_m))
             if ref_m:
                 self.rows.append(report.row("ref: a2a-sdk 1.3 + uvicorn", c, ref_m))
-            ratios, target = [], ""
-            if ref_m and floor_m:
-                ratios = [
-                    f"{report.ratio(allow_m['rps'], ref_m['rps'])}x ref",
-                    f"{report.pct(allow_m['rps'], floor_m['rps'])} floor",
-                    f"p99 {report.ratio(allow_m['p99_ms'], floor_m['p99_ms'])}x floor",
-                ]
-                target = ">=10x ref, >=50% floor, p99<=3x"
-            self.rows.append(report.row("1 allow (sqlite, jwt, 50 pol)", c, allow_m, ", ".join(ratios), target))
+            target = ">=10x ref, >=50% floor, p99<=3x" if ref_m and floor_m else ""
+            against = vs_baselines(allow_m, ref_m, floor_m)
+            self.rows.append(report.row("1 allow (sqlite, jwt, 50 pol)", c, allow_m, against, target))
+            unsynced_m = med.get(f"unsynced@c{c}")
+            if unsynced_m:
+                against = vs_baselines(unsynced_m, ref_m, floor_m)
+                self.rows.append(report.row("1 allow, --unsynced-turns", c, unsynced_m, against, target))
             if 2 in want:
                 hold_m = med[f"hold@c{c}"]
                 self.rows.append(

@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("MAX_PENDING", "10000") or "10000",
         help="the approvals API answers 503 past this many pending approvals (default 10000)",
     )
+    flag(
+        serve,
+        "--unsynced-turns",
+        "answer a turn that leaves nobody waiting (allowed, blocked) before its write is synced; a killed "
+        "process loses none, a power loss may lose the last of them; holds and resolutions stay synced",
+    )
     serve.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
 
     token = sub.add_parser("token", help="print a JWT that a server on the same AIRLOCK_HOME accepts")

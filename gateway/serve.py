@@ -47,20 +47,26 @@ def make_verifier(args: argparse.Namespace) -> TokenVerifier | None:
     return TokenVerifier(secret=jwt_secret(args.jwt_secret), **claims)
 
 
+def mesh_config(args: argparse.Namespace, airlock_home: Path) -> MeshConfig:
+    """The mesh's settings from the command line (and the environment it reads)."""
+    return MeshConfig(
+        approval_timeout_s=args.approval_timeout,
+        gateway_url=(args.gateway_url or f"http://{args.host}:{args.gateway_port}").rstrip("/"),
+        callback_key=load_or_create_key(airlock_home / "callback.key"),
+        push_allow_private=args.push_allow_private,
+        agent_timeout_s=args.agent_timeout,
+        max_pending=args.max_pending,
+        sync_turns=not args.unsynced_turns,
+    )
+
+
 async def serve(args: argparse.Namespace) -> None:
     airlock_home = home()
     airlock_home.mkdir(parents=True, exist_ok=True)
     store = make_store(args.store or f"sqlite:///{airlock_home}/airlock.db")
     mesh_url = (args.public_url or f"http://{args.host}:{args.mesh_port}").rstrip("/")
-    gateway_url = (args.gateway_url or f"http://{args.host}:{args.gateway_port}").rstrip("/")
-    config = MeshConfig(
-        approval_timeout_s=args.approval_timeout,
-        gateway_url=gateway_url,
-        callback_key=load_or_create_key(airlock_home / "callback.key"),
-        push_allow_private=args.push_allow_private,
-        agent_timeout_s=args.agent_timeout,
-        max_pending=args.max_pending,
-    )
+    config = mesh_config(args, airlock_home)
+    gateway_url = config.gateway_url
     agents = AgentRegistry()
     if args.demo:
         agents.add(StagingDbAgent(airlock_home / "staging.db"), default=True)

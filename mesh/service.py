@@ -28,7 +28,7 @@ from mesh.auth import Principal
 from mesh.errors import MeshError
 from mesh.events import Event, EventBus
 from mesh.input_requests import INPUT, record_input_request
-from mesh.models import TERMINAL_STATES, Message, MessageSendParams, TaskState, new_id
+from mesh.models import INTERRUPTED_STATES, TERMINAL_STATES, Message, MessageSendParams, TaskState, new_id
 from mesh.policy import Action, CompiledPolicies, Decision, Enforcement, Policy, compile_policies
 from mesh.push import KIND as PUSH_KIND
 from mesh.push import config_from_send, state_hook
@@ -54,6 +54,11 @@ class MeshConfig:
     agent_timeout_s: float = 30.0  # how long a downstream agent may take to answer
     push_allow_private: bool = False
     max_pending: int = 10_000  # the approvals API answers 503 past this many pending approvals
+    # A turn that leaves nobody waiting (allowed, blocked, answered by an agent) is answered only once it is
+    # on disk. Off, it is answered once written, and reaches the disk with the next synced write (a hold, a
+    # resolution) or SQLite's next checkpoint: a killed process loses none of it, a power loss may lose the
+    # last of them. Holds, resolutions and every write a person makes are synced either way.
+    sync_turns: bool = True
 
     def __post_init__(self) -> None:
         if not self.callback_key:
@@ -347,7 +352,8 @@ class Mesh(ResolvePath, PolicyAdmin, ApprovalsApi):
             status_msg = set_state(task, reply.state, reply.parts, now)
             task.artifacts = task.artifacts + reply.artifacts
             task.metadata = {**task.metadata, **reply.metadata}
-        async with self.store.transaction() as tx:
+        durable = self.config.sync_turns or task.state in INTERRUPTED_STATES  # somebody waits on this one
+        async with self.store.transaction(durable=durable) as tx:
             asked = await record_input_request(self, tx, task, status_msg["parts"] if status_msg else [], now)
             await write_task(tx, task, [user_msg] + ([status_msg] if status_msg else []), new=new)
             await self._state_written(tx, task)

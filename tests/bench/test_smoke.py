@@ -44,6 +44,7 @@ def test_every_scenario_runs(wrk: str, tmp_path: Path) -> None:
     expected = ["floor", "ref", "1 ", "2 ", "3 ", "4 ", "5 ", "6 "] + ([] if pg_skipped else ["7 "])
     for prefix in expected:
         assert any(n.startswith(prefix) for n in names), f"no row for {prefix!r} in {names}"
+    assert names.count("1 allow, --unsynced-turns") == 2, names  # at c=1 and at c=32
 
     for r in result["rows"]:
         if r["rps"] is not None:

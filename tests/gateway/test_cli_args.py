@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
 from gateway.cli import build_parser, main
+from gateway.serve import mesh_config
 
 
 @pytest.mark.parametrize(
@@ -74,3 +76,16 @@ def test_the_client_does_not_follow_a_redirect_with_its_token(
 def test_the_client_wants_an_http_url(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["approvals", "list", "--url", url]) == 1
     assert "--url must be the gateway's http:// or https:// address" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable", "synced"),
+    [([], None, True), (["--unsynced-turns"], None, False), ([], "yes", False), ([], "0", True)],
+)
+def test_turns_are_synced_unless_asked_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str], variable: str | None, synced: bool
+) -> None:
+    if variable is not None:
+        monkeypatch.setenv("AIRLOCK_UNSYNCED_TURNS", variable)
+    config = mesh_config(build_parser().parse_args(["serve", *argv]), tmp_path)
+    assert config.sync_turns is synced

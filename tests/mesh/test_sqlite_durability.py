@@ -13,9 +13,14 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mesh.auth import Principal
+from mesh.models import new_id
+from mesh.server import on_message_send
+from mesh.service import Mesh, MeshConfig
 from mesh.store.base import OutboxAttempt, TaskRecord
 from mesh.store.sqlite import SQLiteStore
 
@@ -129,3 +134,39 @@ def test_bookkeeping_written_without_a_sync_survives_a_killed_process(tmp_path: 
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL and proc.stdout == "committed\n", proc.stderr
     assert on_disk(path, "SELECT kind FROM outbox") == [("webhook",)]
+
+
+def send(tool: str) -> dict[str, Any]:
+    return {
+        "message": {
+            "kind": "message",
+            "role": "user",
+            "messageId": new_id(),
+            "parts": [{"kind": "data", "data": {"tool": tool, "arguments": {}}}],
+        }
+    }
+
+
+@pytest.mark.parametrize(("sync_turns", "allow_syncs"), [(True, ["wal"]), (False, [])])
+async def test_an_allowed_turn_is_synced_unless_turns_are_unsynced_and_a_hold_always_is(
+    store: SQLiteStore, syncs: list[str], sync_turns: bool, allow_syncs: list[str]
+) -> None:
+    mesh = Mesh(store, MeshConfig(sync_turns=sync_turns))
+    await mesh.create_policy(
+        "default",
+        "admin",
+        {
+            "name": "hold",
+            "scope_type": "tool",
+            "enforcement": "require_approval",
+            "evaluator": {"plugin": "tool_match", "config": {"tools": ["risky"]}},
+        },
+    )
+    agent = Principal("bot", "default", frozenset({"agent"}))
+    syncs.clear()
+    allowed = await on_message_send(mesh, agent, send("safe"))
+    assert allowed["status"]["state"] == "completed" and syncs == allow_syncs
+    assert on_disk(store.path, f"SELECT state FROM tasks WHERE id = '{allowed['id']}'") == [("completed",)]
+    syncs.clear()
+    held = await on_message_send(mesh, agent, send("risky"))
+    assert held["status"]["state"] == "input-required" and syncs == ["wal"]
