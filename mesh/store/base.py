@@ -305,9 +305,10 @@ class Store(ABC):
     def transaction(self, *, durable: bool = True) -> AbstractAsyncContextManager[Tx]:
         """One unit of work, answered once committed. A unit that is not ``durable`` may be answered before
         its commit reaches the disk: a later durable commit carries it there, a crashed process loses none
-        of it, and only a power loss or an operating-system crash can roll it back. Only bookkeeping whose
-        loss repeats work is written so: an outbox lease or a delivery's outcome (a lost one means the
-        delivery is made again, which at-least-once delivery allows)."""
+        of it, and only a power loss or an operating-system crash can roll it back. Written so: bookkeeping
+        whose loss repeats work — an outbox lease or a delivery's outcome (a lost one means the delivery is
+        made again, which at-least-once delivery allows) — and, when the operator turns ``sync_turns`` off,
+        a turn that leaves nobody waiting."""
 
     # tasks
     @abstractmethod
