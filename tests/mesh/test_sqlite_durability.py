@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,34 +16,17 @@ from typing import Any
 
 import pytest
 
+from mesh.agents.base import AgentRegistry
 from mesh.auth import Principal
 from mesh.models import new_id
 from mesh.server import on_message_send
 from mesh.service import Mesh, MeshConfig
-from mesh.store.base import OutboxAttempt, TaskRecord
+from mesh.store.base import OutboxAttempt
 from mesh.store.sqlite import SQLiteStore
+from tests.mesh.test_input_requests import FormAgent
+from tests.mesh.test_sqlite_writer import on_disk, task
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def task(task_id: str) -> TaskRecord:
-    return TaskRecord(
-        id=task_id,
-        tenant="default",
-        context_id="ctx",
-        state="completed",
-        owner="alice",
-        owner_roles=["agent"],
-        agent="guard",
-        status={"state": "completed"},
-        created_at=1.0,
-        updated_at=1.0,
-    )
-
-
-def on_disk(path: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql).fetchall()
 
 
 @pytest.fixture
@@ -91,14 +73,25 @@ async def test_a_unit_of_bookkeeping_alone_is_committed_without_a_sync(store: SQ
 async def test_bookkeeping_in_a_group_with_a_durable_unit_is_synced_with_it(
     store: SQLiteStore, syncs: list[str]
 ) -> None:
-    async def unit(durable: bool, name: str) -> None:
-        async with store.transaction(durable=durable) as tx:
-            await tx.insert_task(task(name))
+    lease_open = asyncio.Event()
 
-    # the second unit queues while the first holds the writer, so both share one commit, which is durable
-    # whichever of them came first
-    await asyncio.gather(unit(False, "lease"), unit(True, "hold"))
-    assert syncs == ["wal"]
+    async def lease() -> None:
+        async with store.transaction(durable=False) as tx:
+            await tx.insert_task(task("lease"))
+            lease_open.set()
+            while store._waiting == 0:  # until the hold queues behind this unit: then they share a commit
+                await asyncio.sleep(0)
+        syncs.append("answered lease")
+
+    async def hold() -> None:
+        await lease_open.wait()
+        async with store.transaction() as tx:
+            await tx.insert_task(task("hold"))
+        syncs.append("answered hold")
+
+    await asyncio.wait_for(asyncio.gather(lease(), hold()), 10)
+    # one commit for both, durable because of the hold: the bookkeeping too is answered only after the sync
+    assert syncs[0] == "wal" and sorted(syncs[1:]) == ["answered hold", "answered lease"]
     assert on_disk(store.path, "SELECT id FROM tasks ORDER BY id") == [("hold",), ("lease",)]
 
 
@@ -170,3 +163,15 @@ async def test_an_allowed_turn_is_synced_unless_turns_are_unsynced_and_a_hold_al
     syncs.clear()
     held = await on_message_send(mesh, agent, send("risky"))
     assert held["status"]["state"] == "input-required" and syncs == ["wal"]
+
+
+async def test_a_turn_that_leaves_a_person_an_agent_s_form_is_synced_even_with_turns_unsynced(
+    store: SQLiteStore, syncs: list[str]
+) -> None:
+    agents = AgentRegistry()
+    agents.add(FormAgent(), default=True)
+    mesh = Mesh(store, MeshConfig(sync_turns=False), agents=agents)
+    body = {"message": {"kind": "message", "role": "user", "parts": [{"kind": "text", "text": "deploy"}]}}
+    asked = await on_message_send(mesh, Principal("bot", "default", frozenset({"agent"})), body)
+    assert asked["status"]["state"] == "input-required" and syncs == ["wal"]
+    assert on_disk(store.path, "SELECT kind, status FROM approvals") == [("input", "pending")]
