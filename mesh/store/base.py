@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +21,13 @@ from typing import Any
 import orjson
 
 PENDING = "pending"
+
+# Field metadata read by the SQL engines' row converters (``mesh.store.rows.from_row``). JSON is marked on the
+# field rather than derived from its annotation: a type says what the value is in memory, not how its column
+# keeps it, and the annotations here are strings (``from __future__ import annotations``) that would have to be
+# resolved to tell.
+JSON = {"json": True}  # the column holds the value as JSON text
+NOT_STORED = {"column": False}  # no column: the field lives in memory only and a row leaves it at its default
 
 
 def dumps(value: Any) -> str:
@@ -46,19 +53,19 @@ class TaskRecord:
     context_id: str
     state: str
     owner: str
-    owner_roles: list[str]
+    owner_roles: list[str] = field(metadata=JSON)
     agent: str | None
-    status: dict[str, Any]
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(metadata=JSON)
+    artifacts: list[dict[str, Any]] = field(default_factory=list, metadata=JSON)
+    metadata: dict[str, Any] = field(default_factory=dict, metadata=JSON)
     created_at: float = 0.0
     updated_at: float = 0.0
-    # not stored: set on a task this request creates with no push config, so the write that creates it
-    # skips the lookup (nothing else can name a task before it exists)
-    no_push_configs: bool = field(default=False, compare=False, repr=False)
-    # not stored: a write of this task queued push rows, so the event published after its commit wakes the
-    # push worker (a change of a task nobody follows wakes nothing)
-    pushes_queued: bool = field(default=False, compare=False, repr=False)
+    # set on a task this request creates with no push config, so the write that creates it skips the lookup
+    # (nothing else can name a task before it exists)
+    no_push_configs: bool = field(default=False, compare=False, repr=False, metadata=NOT_STORED)
+    # a write of this task queued push rows, so the event published after its commit wakes the push worker
+    # (a change of a task nobody follows wakes nothing)
+    pushes_queued: bool = field(default=False, compare=False, repr=False, metadata=NOT_STORED)
 
     def to_wire(self, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         task: dict[str, Any] = {
@@ -89,7 +96,10 @@ class OutboxAttempt:
 
 @dataclass(slots=True)
 class ApprovalRecord:
-    """A pause waiting for a person: a policy hold (``kind='approval'``) or an agent's input request."""
+    """A pause waiting for a person: a policy hold (``kind='approval'``) or an agent's input request.
+
+    Its row converter is written out (``rows.approval_from_row``), not generated: ``values`` is kept in the
+    ``resolution`` column and ``second_pair`` as an integer, so no field is marked here."""
 
     id: str
     task_id: str
@@ -128,7 +138,7 @@ class ChannelRecord:
     tenant: str
     name: str
     type: str
-    config: dict[str, Any]
+    config: dict[str, Any] = field(metadata=JSON)
     created_at: float
 
 
@@ -142,7 +152,7 @@ class PushConfigRecord:
     tenant: str
     url: str
     token: str | None
-    authentication: dict[str, Any] | None
+    authentication: dict[str, Any] | None = field(metadata=JSON)
     created_at: float
 
 
@@ -152,7 +162,7 @@ class AgentRecord:
 
     name: str
     url: str
-    card: dict[str, Any]
+    card: dict[str, Any] = field(metadata=JSON)
     created_at: float
 
 
@@ -165,7 +175,7 @@ class EventRecord:
     tenant: str
     kind: str
     subject: str
-    data: dict[str, Any]
+    data: dict[str, Any] = field(metadata=JSON)
 
 
 @dataclass(slots=True)
@@ -186,7 +196,7 @@ class RunGrant:
 class OutboxRecord:
     id: int
     kind: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] = field(metadata=JSON)
     attempts: int
 
 
@@ -198,7 +208,7 @@ class AuditRecord:
     kind: str
     actor: str
     subject: str
-    detail: dict[str, Any]
+    detail: dict[str, Any] = field(metadata=JSON)
     prev_hash: str
     hash: str
 
@@ -248,6 +258,12 @@ class Tx(ABC):
     async def channels(self, tenant: str) -> list[ChannelRecord]:
         """The tenant's channels, read inside this unit (on its own connection: taking a second one from a
         pool while this one is held could wait forever when every connection is held the same way)."""
+
+    @abstractmethod
+    async def push_config_ids(self, task_id: str, tenant: str, limit: int) -> list[str]:
+        """The ids of the tenant's push configs of the task, oldest first (then by id), at most ``limit``; read
+        on this unit's own connection, so it sees the unit's own writes and takes no second connection from a
+        pool while this one is held (which could wait forever when every connection is held the same way)."""
 
     @abstractmethod
     async def audit(
@@ -373,6 +389,14 @@ class Store(ABC):
         """Runs with two or more pending approvals: (run_id, approval ids oldest first)."""
 
     @abstractmethod
+    async def count_pending(self, now: float) -> int:
+        """Approvals pending and unexpired at ``now``, across every tenant (the metrics gauge)."""
+
+    @abstractmethod
+    async def latest_event_seq(self, tenant: str) -> int:
+        """The seq of the tenant's newest event, 0 when it has none: where a fresh event stream starts."""
+
+    @abstractmethod
     async def list_agents(self) -> list[AgentRecord]: ...
 
     # policies and channels
@@ -415,6 +439,16 @@ class Store(ABC):
     # audit
     @abstractmethod
     async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]: ...
+
+    # replication: events published by one process reach the others that share this store
+    async def listen(self, callback: Callable[[dict[str, Any]], None]) -> bool:
+        """Call ``callback`` with every payload :meth:`notify` sends, from any process sharing this store;
+        True once listening. False (the answer here) when the engine has no channel between processes: no
+        other process can be told anything, so the caller links no replicas."""
+        return False
+
+    async def notify(self, payload: dict[str, Any]) -> None:
+        """Send ``payload`` to every listener (see :meth:`listen`); nothing to send where no process can listen."""
 
     async def ping(self) -> bool:
         """True when the store answers (health checks)."""

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from .base import OutboxRecord, Tx, dumps, loads
-from .rows import SqlTx
+from .rows import SqlTx, outbox_from_row
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
@@ -154,13 +154,7 @@ class PostgresStore(SqlStore):
                 "RETURNING id, kind, payload, attempts",
                 (now + lease_s, now, list(kinds), list(kinds), limit),
             )
-        return sorted(
-            (
-                OutboxRecord(id=r["id"], kind=r["kind"], payload=loads(r["payload"]), attempts=r["attempts"])
-                for r in rows
-            ),
-            key=lambda r: r.id,
-        )
+        return sorted((outbox_from_row(r) for r in rows), key=lambda r: r.id)
 
     # ------------------------------------------------------------ cross-replica events
 
@@ -168,8 +162,9 @@ class PostgresStore(SqlStore):
         assert self._pool is not None, "store is not open"
         await self._pool.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, dumps(payload))
 
-    async def listen(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``callback`` with every payload NOTIFY'd by any replica (this one included)."""
+    async def listen(self, callback: Callable[[dict[str, Any]], None]) -> bool:
+        """Call ``callback`` with every payload NOTIFY'd by any replica (this one included); True once
+        listening."""
         self._listener = await asyncpg.connect(self.dsn, server_settings=self._settings())
 
         def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -179,6 +174,7 @@ class PostgresStore(SqlStore):
                 log.exception("event listener failed")
 
         await self._listener.add_listener(EVENTS_CHANNEL, on_notify)
+        return True
 
 
 async def drop_schema(url: str) -> None:

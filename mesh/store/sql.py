@@ -109,6 +109,14 @@ class SqlStore(Store):
             groups.setdefault(row["run_id"], []).append(row["id"])
         return [(run_id, ids) for run_id, ids in groups.items() if len(ids) >= 2]
 
+    async def count_pending(self, now: float) -> int:
+        row = await self._one("SELECT COUNT(*) FROM approvals WHERE status = ? AND expires_at > ?", (PENDING, now))
+        return int(row[0])
+
+    async def latest_event_seq(self, tenant: str) -> int:
+        row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?", (tenant,))
+        return int(row[0])
+
     async def list_agents(self) -> list[AgentRecord]:
         return [agent_from_row(r) for r in await self._all("SELECT * FROM agents ORDER BY name")]
 
