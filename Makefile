@@ -30,10 +30,12 @@ wrk:
 
 test: install-test wrk
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 BENCH_ARGS ?=
 bench: install-test wrk

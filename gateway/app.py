@@ -7,10 +7,11 @@ from aiohttp import web
 from gateway import openapi, routes_admin, routes_agents, routes_approvals, routes_messages, routes_observe
 from gateway.errors import errors_middleware, json_response
 from gateway.keys import MESH, SIGNING_KEY, VERIFIER
-from gateway.notify import notifier_ctx
 from mesh.auth import TokenVerifier
+from mesh.delivery.outbox import worker_ctx
+from mesh.delivery.webhooks import notification_worker
 from mesh.metrics import latency_middleware
-from mesh.service import Mesh
+from mesh.wiring import Mesh
 
 MAX_BODY = 1024 * 1024
 
@@ -35,5 +36,7 @@ def create_gateway_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi.openapi)
     if notifications:
-        app.cleanup_ctx.append(notifier_ctx(signing_key))
+        app.cleanup_ctx.append(
+            worker_ctx(lambda: notification_worker(mesh.store, mesh.clock, mesh.events, mesh.config, signing_key))
+        )
     return app

@@ -9,26 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.secrets_files import load_or_create_key
+from gateway.settings import env, env_flag, home, jwt_secret
 from mesh.auth import ROLES, issue_token
 from mesh.policy import parse_duration
-
-
-def home() -> Path:
-    return Path(os.environ.get("AIRLOCK_HOME", "./.airlock"))
-
-
-def env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"AIRLOCK_{name}", default)
-
-
-def env_flag(name: str) -> bool:
-    return (env(name) or "").lower() in ("1", "true", "yes", "on")
 
 
 def duration(value: str) -> int:
@@ -60,12 +47,6 @@ def flag(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, opt
     """A switch that ``AIRLOCK_<OPTION>`` (1/true/yes/on) also turns on."""
     name = option.removeprefix("--").replace("-", "_").upper()
     parser.add_argument(option, action="store_true", default=env_flag(name), help=help)
-
-
-def jwt_secret(explicit: str | None) -> bytes:
-    if explicit:
-        return explicit.encode()
-    return load_or_create_key(home() / "jwt.secret")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_token(args: argparse.Namespace) -> int:
     print(
         issue_token(
-            jwt_secret(args.jwt_secret),
+            jwt_secret(args.jwt_secret, tell=True),
             args.sub,
             tenant=args.tenant,
             roles=args.roles or ["agent"],

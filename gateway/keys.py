@@ -1,12 +1,13 @@
-"""Typed application keys shared by the gateway's route modules."""
+"""Typed application keys shared by the gateway's route modules (the mesh's own key is :data:`mesh.wiring.MESH`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from mesh.auth import TokenVerifier
-from mesh.service import Mesh
+from mesh.wiring import MESH
 
-MESH = web.AppKey("mesh", Mesh)
+__all__ = ["MESH", "SIGNING_KEY", "VERIFIER"]
+
 VERIFIER = web.AppKey("verifier", TokenVerifier | None)
 SIGNING_KEY = web.AppKey("signing_key", bytes | None)  # set when approvals get signed links (--sign)

@@ -7,7 +7,6 @@ from aiohttp import web
 from gateway.auth import require
 from gateway.errors import json_response, read_object
 from gateway.keys import MESH
-from mesh.admin import channel_public
 from mesh.policy import available_plugins
 
 routes = web.RouteTableDef()
@@ -16,28 +15,32 @@ routes = web.RouteTableDef()
 @routes.post("/internal/policies/new")
 async def create_policy(request: web.Request) -> web.Response:
     principal = require(request, "admin")
-    policy = await request.app[MESH].create_policy(principal.tenant, principal.sub, await read_object(request))
+    policy = await request.app[MESH].policy_admin.create_policy(
+        principal.tenant, principal.sub, await read_object(request)
+    )
     return json_response(policy, status=201)
 
 
 @routes.post("/internal/policies/update")
 async def update_policy(request: web.Request) -> web.Response:
     principal = require(request, "admin")
-    policy = await request.app[MESH].update_policy(principal.tenant, principal.sub, await read_object(request))
+    policy = await request.app[MESH].policy_admin.update_policy(
+        principal.tenant, principal.sub, await read_object(request)
+    )
     return json_response(policy)
 
 
 @routes.get("/internal/policies")
 async def list_policies(request: web.Request) -> web.Response:
     principal = require(request, "admin")
-    return json_response({"policies": await request.app[MESH].list_policies(principal.tenant)})
+    return json_response({"policies": await request.app[MESH].policy_admin.list_policies(principal.tenant)})
 
 
 @routes.post("/internal/policies/delete")
 async def delete_policy(request: web.Request) -> web.Response:
     principal = require(request, "admin")
     body = await read_object(request)
-    await request.app[MESH].delete_policy(principal.tenant, principal.sub, body.get("policy_id"))
+    await request.app[MESH].policy_admin.delete_policy(principal.tenant, principal.sub, body.get("policy_id"))
     return json_response({"ok": True, "policy_id": body["policy_id"]})
 
 
@@ -54,20 +57,21 @@ async def list_plugins(request: web.Request) -> web.Response:
 @routes.post("/internal/channels/new")
 async def create_channel(request: web.Request) -> web.Response:
     principal = require(request, "admin")
-    channel = await request.app[MESH].create_channel(principal.tenant, principal.sub, await read_object(request))
+    channel = await request.app[MESH].channel_admin.create_channel(
+        principal.tenant, principal.sub, await read_object(request)
+    )
     return json_response(channel, status=201)
 
 
 @routes.get("/internal/channels")
 async def list_channels(request: web.Request) -> web.Response:
     principal = require(request, "admin")
-    channels = await request.app[MESH].store.list_channels(principal.tenant)
-    return json_response({"channels": [channel_public(c) for c in channels]})
+    return json_response({"channels": await request.app[MESH].channel_admin.list_channels(principal.tenant)})
 
 
 @routes.post("/internal/channels/delete")
 async def delete_channel(request: web.Request) -> web.Response:
     principal = require(request, "admin")
     body = await read_object(request)
-    await request.app[MESH].delete_channel(principal.tenant, principal.sub, body.get("name"))
+    await request.app[MESH].channel_admin.delete_channel(principal.tenant, principal.sub, body.get("name"))
     return json_response({"ok": True, "name": body["name"]})

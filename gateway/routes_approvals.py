@@ -1,4 +1,4 @@
-"""The Rampart-style surface: ``/v1/approvals`` — list with run groups, create, resolve (by Bearer token
+"""The approvals API: ``/v1/approvals`` — list with run groups, create, resolve (by Bearer token
 or a signed link), bulk resolve. Same approvals as ``/messages/*``; a resolution through either is
 final for both. This surface answers a late resolution with 410 (a replay), as its clients expect."""
 
@@ -13,10 +13,10 @@ from aiohttp import web
 from gateway.auth import bearer, require
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH, SIGNING_KEY
-from gateway.signing import verify
-from mesh.approvals_api import approval_public, persist_config
+from mesh.approvals.api import approval_public, persist_config
+from mesh.approvals.resolve import ResolveRequest, find_approval
+from mesh.credentials import verify
 from mesh.errors import Conflict, Gone, NotFound
-from mesh.resolve import ResolveRequest, find_approval
 from mesh.store import PENDING
 
 routes = web.RouteTableDef()
@@ -47,20 +47,20 @@ async def list_approvals(request: web.Request) -> web.Response:
 async def get_approval(request: web.Request) -> web.Response:
     principal = require(request, "approver", "admin", "agent")
     mesh = request.app[MESH]
-    approval = await find_approval(mesh, request.match_info["id"])
+    approval = await find_approval(mesh.store, request.match_info["id"])
     if approval is None or approval.tenant != principal.tenant:
         raise ApiError(404, f"no approval {request.match_info['id']}")
     if approval.status == PENDING and approval.expires_at <= mesh.clock():
         # its time passed before the sweeper got to it: never show it as still waiting
-        await mesh.expire(approval)
-        approval = await find_approval(mesh, approval.id) or approval
+        await mesh.expiry.expire(approval)
+        approval = await find_approval(mesh.store, approval.id) or approval
     return json_response(approval_public(approval))
 
 
 @routes.post("/v1/approvals")
 async def create_approval(request: web.Request) -> web.Response:
     principal = require(request, "agent", "admin")
-    created, answer = await request.app[MESH].create_approval(principal, await read_object(request))
+    created, answer = await request.app[MESH].approvals.create_approval(principal, await read_object(request))
     return json_response(answer, status=201 if created else 200)
 
 
@@ -94,7 +94,7 @@ async def confirm_page(request: web.Request) -> web.Response:
     if signed is None:
         raise ApiError(401, "this page needs a signed link")
     decision = _check_link(request, approval_id, signed)
-    approval = await find_approval(request.app[MESH], approval_id)
+    approval = await find_approval(request.app[MESH].store, approval_id)
     if approval is None:
         raise ApiError(404, f"no approval {approval_id}")
     verb = "Approve" if decision == "approve" else "Deny"
@@ -160,11 +160,11 @@ async def resolve_approval(request: web.Request) -> web.Response:
         )
         if persist:
             # checked before resolving, so a call that cannot become a rule is not approved half-way
-            found = await find_approval(mesh, approval_id)
+            found = await find_approval(mesh.store, approval_id)
             if found is not None and found.tenant == principal.tenant and persist_config(found) is None:
                 raise ApiError(400, "persist needs a tool call with one exact command or path", field="persist")
     try:
-        outcome = await mesh.resolve(req)
+        outcome = await mesh.resolver.resolve(req)
     except Conflict as exc:
         raise Gone(f"{exc.message} (a replay?)") from None
     except NotFound:
@@ -172,7 +172,7 @@ async def resolve_approval(request: web.Request) -> web.Response:
     persisted = False
     if persist and outcome.decision == "approve":
         assert req.principal is not None  # a signed link never persists
-        await mesh.persist_rule(outcome.approval, req.principal.sub)
+        await mesh.approvals.persist_rule(outcome.approval, req.principal.sub)
         persisted = True
     return json_response(
         {
@@ -210,7 +210,7 @@ def _resolver(body: dict[str, Any]) -> str | None:
 async def bulk_resolve(request: web.Request) -> web.Response:
     principal = bearer(request)
     body = await read_object(request)
-    ids = await request.app[MESH].bulk_resolve(
+    ids = await request.app[MESH].approvals.bulk_resolve(
         principal, body.get("run_id"), body.get("action"), body.get("resolved_by"), body.get("ids")
     )
     return json_response({"resolved": len(ids), "ids": ids})

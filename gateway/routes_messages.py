@@ -1,4 +1,5 @@
-"""The Svantic-style surface: ``/messages/pending`` and ``/messages/{id}/resolve``."""
+"""The messages API: ``/messages/pending`` lists what waits for a person, ``/messages/{id}/resolve`` resolves
+it by task id, with a Bearer token or the single-use ``callback_token`` a notification carried."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aiohttp import web
 from gateway.auth import bearer, has_bearer, require
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH
-from mesh.resolve import ResolveRequest
+from mesh.approvals.resolve import ResolveRequest
 from mesh.store import ApprovalRecord, iso
 
 routes = web.RouteTableDef()
@@ -86,7 +87,7 @@ async def resolve(request: web.Request) -> web.Response:
         req = ResolveRequest(
             ref=request.match_info["id"], resolution=body["resolution"], surface="api", principal=bearer(request)
         )
-    outcome = await request.app[MESH].resolve(req)
+    outcome = await request.app[MESH].resolver.resolve(req)
     return json_response(
         {
             "ok": True,

@@ -24,10 +24,9 @@ from gateway.auth import require
 from gateway.errors import json_response, query_int
 from gateway.keys import MESH
 from mesh import metrics
-from mesh.events import Event
+from mesh.core.events import Event
 from mesh.store import Store, iso
 from mesh.store.base import AuditRecord, EventRecord
-from mesh.store.sql import SqlStore
 
 log = logging.getLogger("airlock.gateway.observe")
 
@@ -73,17 +72,6 @@ def last_event_id(request: web.Request) -> int | None:
     if raw is None or not raw.strip():
         return None
     return query_int(raw, "Last-Event-ID", 0)
-
-
-async def latest_seq(store: Store, tenant: str) -> int:
-    """The id of the tenant's newest event (0 when none): where a fresh stream starts."""
-    if isinstance(store, SqlStore):
-        row = await store._one("SELECT MAX(seq) FROM events WHERE tenant = ?", (tenant,))
-        return int(row[0] or 0) if row else 0
-    last = 0
-    while rows := await store.events_after(tenant, last, REPLAY_BATCH):
-        last = rows[-1].seq
-    return last
 
 
 def setup(app: web.Application) -> None:
@@ -133,7 +121,7 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     streams: set[asyncio.Queue[Event]] = request.app.get(STREAMS, set())
     async with mesh.events.subscribe() as queue:  # subscribed before reading: no wake-up falls in between
         if after is None:
-            after = await latest_seq(mesh.store, tenant)  # before the headers go out: nothing after is missed
+            after = await mesh.store.latest_event_seq(tenant)  # before the headers go out: nothing after is missed
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )

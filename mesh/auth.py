@@ -70,7 +70,7 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """A token verified before is not decoded again until it expires: an agent sends the same token on
-        every call, and checking its signature and claims was a tenth of the allow path's CPU."""
+        every call, and checking its signature and claims costs about a tenth of the allow path's CPU."""
         if not token.isascii():  # a JWT is base64url and dots; anything else is not one (and not hashable as is)
             raise AuthError("invalid token: not a JWT")
         key = hashlib.sha256(token.encode()).digest()

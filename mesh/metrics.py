@@ -16,8 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
-from mesh.store import PENDING, Store
-from mesh.store.sql import SqlStore
+from mesh.store import Store
 
 log = logging.getLogger("airlock.metrics")
 
@@ -76,18 +75,10 @@ def route_of(request: web.Request) -> str:
     return resource.canonical
 
 
-async def count_pending(store: Store, now: float) -> int | None:
-    """Pending approvals across every tenant (None when the store cannot say)."""
-    if not isinstance(store, SqlStore):
-        return None
-    row = await store._one("SELECT COUNT(*) FROM approvals WHERE status = ? AND expires_at > ?", (PENDING, now))
-    return int(row[0]) if row else 0
-
-
 async def render(store: Store, now: float | None = None) -> web.Response:
     """The exposition text, with the pending gauge refreshed from the store first."""
     try:
-        pending = await count_pending(store, time.time() if now is None else now)
+        pending: int | None = await store.count_pending(time.time() if now is None else now)
     except Exception:
         log.warning("could not count pending approvals for /metrics", exc_info=True)
         pending = None

@@ -14,12 +14,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_gateway_app
+from mesh.a2a.app import create_mesh_app
 from mesh.agents.base import AgentRegistry
 from mesh.agents.demo import StagingDbAgent
 from mesh.auth import TokenVerifier, issue_token
-from mesh.server import create_mesh_app
-from mesh.service import Mesh, MeshConfig
+from mesh.core.config import MeshConfig
 from mesh.store.sqlite import SQLiteStore
+from mesh.wiring import Mesh
 
 SECRET = b"test-secret-0123456789abcdef0123456789"
 IN_CI = os.environ.get("CI") == "true"

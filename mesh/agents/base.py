@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.models import Message, TaskState
 from mesh.policy import Action
+from mesh.wire.models import Message, TaskState
 
 
 @dataclass(slots=True)

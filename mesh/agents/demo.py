@@ -16,8 +16,8 @@ from typing import Any
 import aiosqlite
 
 from a2ui import form_part, make_form
-from mesh.models import Message, TaskState
 from mesh.policy import Action
+from mesh.wire.models import Message, TaskState
 
 from .base import Agent, Execution, Plan, Reply, TurnContext, text_reply
 

@@ -27,8 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 from yarl import URL
 
 from a2ui import MASK
-from mesh.models import Artifact, Message, Part, TaskState, new_id
 from mesh.policy import Action
+from mesh.wire.models import Artifact, Message, Part, TaskState, new_id
 
 from .base import Agent, Execution, Plan, Reply, TurnContext
 

@@ -46,3 +46,23 @@ class Action:
             default=_jsonable,
         )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The action as an approval keeps it, to run it once approved."""
+        return {
+            "agent": self.agent,
+            "tool": self.tool,
+            "arguments": dict(self.arguments),
+            "text": self.text,
+            "context": dict(self.context),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Action:
+        return cls(
+            agent=data.get("agent"),
+            tool=data.get("tool"),
+            arguments=data.get("arguments") or {},
+            text=data.get("text") or "",
+            context=data.get("context") or {},
+        )

@@ -84,7 +84,7 @@ class BulkOperation(Plugin):
 
 def each_glob(patterns: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
     """Each pattern with its own compiled glob, built with the plugin: a reason names the one that matched,
-    and translating the globs again for every held call was a tenth of a hold."""
+    and translating the globs again for every held call would cost a tenth of a hold."""
     return tuple((p, compile_globs([p])) for p in patterns)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.signing import signed_link
+from mesh.credentials import signed_link
 from tests.e2e.conftest import Server, start_server, stop_server
 
 CALL = {"tool": "exec", "agent": "deploy-bot", "message": "rotate the logs", "command": "logrotate -f /etc/lr.conf"}

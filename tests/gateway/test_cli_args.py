@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import build_parser, main
-from gateway.serve import mesh_config
+from gateway.settings import mesh_config
 
 
 @pytest.mark.parametrize(

@@ -278,7 +278,7 @@ async def test_expired_then_swept_is_still_410(tmp_path: Path) -> None:
         await airlock.add_policy()
         task = await airlock.hold()
         clock.advance(5)
-        assert await airlock.mesh.expire_due() == 1
+        assert await airlock.mesh.expiry.expire_due() == 1
         await error_of(await airlock.resolve(task["id"], {"decision": "approve"}), 410)
 
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from gateway.signing import SigningKeyError, check_key, signature, signed_link, verify
+from mesh.credentials import SigningKeyError, check_key, signature, signed_link, verify
 from tests.conftest import GUIDE_POLICY, Airlock, bearer, start_airlock
 from tests.gateway.conftest import Receiver, error_of
 

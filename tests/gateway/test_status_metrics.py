@@ -129,7 +129,7 @@ async def test_expiry_counts_as_a_resolution(tmp_path: Path) -> None:
         await airlock.hold()
         before, _ = await scrape(airlock.gateway)
         clock.advance(2)
-        assert await airlock.mesh.expire_due() == 1
+        assert await airlock.mesh.expiry.expire_due() == 1
         after, _ = await scrape(airlock.gateway)
         labels = {"outcome": "expired", "surface": "expiry"}
         assert (

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message
-from tests.gateway.conftest import Receiver, db_bytes, error_of, pending
+from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message, start_airlock
+from tests.gateway.conftest import Clock, Receiver, db_bytes, error_of, pending
 
 ADMIN = bearer("root", "admin")
 PAYLOAD_KEYS = {
@@ -220,17 +221,15 @@ async def test_callback_token_on_unknown_task_is_refused(airlock: Airlock, recei
     await error_of(resp, 401)
 
 
-async def test_callback_token_after_expiry_is_410(airlock: Airlock, receiver: Receiver) -> None:
-    await with_webhook(airlock, receiver)
-    task = await airlock.hold()
-    [note] = await receiver.wait(1)
-    real_clock = airlock.mesh.clock
-    airlock.mesh.clock = lambda: real_clock() + 7200
-    try:
+async def test_callback_token_after_expiry_is_410(tmp_path: Path, receiver: Receiver) -> None:
+    clock = Clock()
+    async with start_airlock(tmp_path, clock=clock) as airlock:
+        await with_webhook(airlock, receiver)
+        task = await airlock.hold()
+        [note] = await receiver.wait(1)
+        clock.advance(7200)
         await error_of(await callback_resolve(airlock, task["id"], note["callback_token"]), 410)
-    finally:
-        airlock.mesh.clock = real_clock
-    assert await airlock.executions() == 0
+        assert await airlock.executions() == 0
 
 
 async def test_bearer_and_callback_token_together_uses_the_bearer(airlock: Airlock, receiver: Receiver) -> None:

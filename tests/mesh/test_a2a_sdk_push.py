@@ -11,7 +11,7 @@ import httpx
 from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
-from mesh.server import create_mesh_app
+from mesh.a2a.app import create_mesh_app
 from tests.conftest import GUIDE_TEXT, bearer, start_airlock
 
 

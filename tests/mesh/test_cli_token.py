@@ -104,7 +104,7 @@ def test_bad_arguments_exit_with_usage(home: Path, capsys: pytest.CaptureFixture
 
 def test_serve_accepts_the_printed_token(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from gateway.cli import build_parser
-    from gateway.serve import make_verifier
+    from gateway.settings import make_verifier
 
     token = run(capsys, "--sub", "bob", "--role", "approver")
     verifier = make_verifier(build_parser().parse_args(["serve", "--auth", "jwt"]))

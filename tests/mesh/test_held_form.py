@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from a2ui import FormError, approval_form
-from mesh import service
-from mesh.service import held_form
+from mesh.approvals import records
+from mesh.approvals.records import held_form
 
 FIELDS = [{"id": "reason", "type": "text", "label": "Why?", "required": True}]
 
@@ -20,7 +20,7 @@ def test_a_hold_gets_the_approval_form_built_once_and_a_copy_of_its_own(monkeypa
         built.append(tool)
         return approval_form(tool, fields)
 
-    monkeypatch.setattr(service, "approval_form", counted)
+    monkeypatch.setattr(records, "approval_form", counted)
     first = held_form("form.once", FIELDS)
     assert first == approval_form("form.once", FIELDS)
     first["props"]["fields"][1]["label"] = "changed by one task"

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from mesh import models
-from mesh.models import new_id
+from mesh.wire import models
+from mesh.wire.models import new_id
 
 
 def test_an_id_is_a_version_7_uuid_in_canonical_text() -> None:

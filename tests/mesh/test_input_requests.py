@@ -17,10 +17,10 @@ import pytest
 
 from a2ui import MASK, MIME_TYPE, form_part, make_form
 from mesh.agents.base import Agent, Execution, Plan, Reply, TurnContext, text_reply
-from mesh.events import Event
-from mesh.models import DataPart, Message, TaskState
+from mesh.core.events import Event
+from mesh.credentials import callback_token
 from mesh.store import PENDING
-from mesh.tokens import callback_token
+from mesh.wire.models import DataPart, Message, TaskState
 from tests.conftest import GUIDE_POLICY, Airlock, bearer, start_airlock
 from tests.gateway.conftest import Clock, Receiver, control, db_bytes, error_of, pending, receiver
 
@@ -264,10 +264,10 @@ async def test_an_expired_input_request_is_410(tmp_path: Path) -> None:
     async with start_airlock(tmp_path, clock=clock, timeout_s=60) as airlock:
         task = await ask_credentials(airlock)
         clock.advance(30)
-        assert await airlock.mesh.expire_due() == 0
+        assert await airlock.mesh.expiry.expire_due() == 0
         assert await still_pending(airlock, task["id"])
         clock.advance(31)
-        assert await airlock.mesh.expire_due() == 1
+        assert await airlock.mesh.expiry.expire_due() == 1
         await error_of(await airlock.resolve(task["id"], GUIDE_VALUES), 410)
         reply = await airlock.rpc(send(data=GUIDE_VALUES, task=task, rid="2"))
         assert "error" in reply, reply

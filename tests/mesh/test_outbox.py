@@ -12,11 +12,12 @@ from unittest.mock import patch
 import pytest
 from aiohttp import web
 
-from mesh import outbox
-from mesh.outbox import Delivery, OutboxWorker, Undeliverable, backoff, running
-from mesh.service import Mesh, MeshConfig
+from mesh.core.config import MeshConfig
+from mesh.delivery import outbox
+from mesh.delivery.outbox import Delivery, OutboxWorker, Undeliverable, backoff, running
 from mesh.store.base import OutboxRecord
 from mesh.store.sqlite import SQLiteStore
+from mesh.wiring import Mesh
 from tests.conftest import listening
 
 
@@ -30,10 +31,10 @@ async def test_a_builder_that_raises_counts_as_an_attempt_and_is_retried_later(
     async with store.transaction() as tx:
         await tx.enqueue("broken", {"n": 1}, not_before=now)
 
-    async def broken(_mesh: Mesh, _row: OutboxRecord):  # type: ignore[no-untyped-def]
+    async def broken(_row: OutboxRecord):  # type: ignore[no-untyped-def]
         raise KeyError("no such field")
 
-    worker = OutboxWorker(mesh, {"broken": broken})
+    worker = OutboxWorker(store, mesh.clock, mesh.events, {"broken": broken})
     try:
         async with running(worker):
             with caplog.at_level(logging.ERROR, logger="airlock"):
@@ -52,7 +53,8 @@ async def test_a_worker_stops_when_cancelled_just_as_it_is_woken(tmp_path: Path)
     server never exited)."""
     store = SQLiteStore(tmp_path / "o.db")
     await store.open()
-    worker = OutboxWorker(Mesh(store, MeshConfig()), {})
+    mesh = Mesh(store, MeshConfig())
+    worker = OutboxWorker(store, mesh.clock, mesh.events, {})
     task = asyncio.create_task(worker.run())
     try:
         while not worker.wake._waiters:  # type: ignore[attr-defined]  # until it waits for a wake
@@ -95,13 +97,13 @@ async def test_a_batch_of_deliveries_is_recorded_in_one_write(tmp_path: Path) ->
         await tx.enqueue("gone", {}, not_before=now)
     async with listening(_Hook()) as hook:
 
-        async def to_hook(_mesh: Mesh, row: OutboxRecord) -> Delivery:
+        async def to_hook(row: OutboxRecord) -> Delivery:
             return Delivery(url=str(hook.server.make_url("/hook")), body=row.payload)
 
-        async def gone(_mesh: Mesh, _row: OutboxRecord) -> Delivery:
+        async def gone(_row: OutboxRecord) -> Delivery:
             raise Undeliverable("its subject is gone")
 
-        worker = OutboxWorker(mesh, {"hook": to_hook, "gone": gone})
+        worker = OutboxWorker(store, mesh.clock, mesh.events, {"hook": to_hook, "gone": gone})
         writes: list[bool] = []  # each write's durability
         real = store.transaction
 
@@ -138,11 +140,11 @@ async def test_a_backlog_larger_than_a_claim_is_sent_without_pausing(
             await tx.enqueue("hook", {"n": n}, not_before=1000.0)
     async with listening(_Hook()) as hook:
 
-        async def to_hook(_mesh: Mesh, row: OutboxRecord) -> Delivery:
+        async def to_hook(row: OutboxRecord) -> Delivery:
             return Delivery(url=str(hook.server.make_url("/hook")), body=row.payload)
 
         try:
-            async with running(OutboxWorker(mesh, {"hook": to_hook})):
+            async with running(OutboxWorker(store, mesh.clock, mesh.events, {"hook": to_hook})):
                 async with asyncio.timeout(10):  # far below the 60 s poll
                     while len(_attempted(tmp_path / "o.db")) < total:
                         await asyncio.sleep(0.01)

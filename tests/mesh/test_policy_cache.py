@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from mesh import service
+from mesh.core import policies as policy_cache
+from mesh.core.config import MeshConfig
 from mesh.policy import CompiledPolicies
-from mesh.service import Mesh, MeshConfig
 from mesh.store.sqlite import SQLiteStore
+from mesh.wiring import Mesh
 
 
 def policy(name: str) -> dict[str, Any]:
@@ -30,7 +31,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
     await store.open()
     m = Mesh(store, MeshConfig())
     for i in range(3):
-        await m.create_policy("default", "admin", policy(f"p{i}"))
+        await m.policy_admin.create_policy("default", "admin", policy(f"p{i}"))
     yield m
     await store.close()
 
@@ -39,18 +40,18 @@ async def test_calls_arriving_together_after_a_change_compile_the_set_once(
     mesh: Mesh, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     compiles: list[CompiledPolicies] = []
-    real = service.compile_policies
+    real = policy_cache.compile_policies
 
     def counted(policies: Any) -> CompiledPolicies:
         compiles.append(real(policies))
         return compiles[-1]
 
-    monkeypatch.setattr(service, "compile_policies", counted)
-    sets = await asyncio.gather(*(mesh.policies("default") for _ in range(32)))
+    monkeypatch.setattr(policy_cache, "compile_policies", counted)
+    sets = await asyncio.gather(*(mesh.core.policies.get("default") for _ in range(32)))
     assert len(compiles) == 1 and all(s is compiles[0] for s in sets) and len(sets[0]) == 3
-    await mesh.create_policy("default", "admin", policy("p3"))
-    assert len(await mesh.policies("default")) == 4 and len(compiles) == 2
-    assert await mesh.policies("default") is compiles[1]  # kept until the next change
+    await mesh.policy_admin.create_policy("default", "admin", policy("p3"))
+    assert len(await mesh.core.policies.get("default")) == 4 and len(compiles) == 2
+    assert await mesh.core.policies.get("default") is compiles[1]  # kept until the next change
 
 
 async def test_a_change_made_while_the_set_is_read_is_not_hidden_by_the_older_set(
@@ -66,9 +67,9 @@ async def test_a_change_made_while_the_set_is_read_is_not_hidden_by_the_older_se
         return bodies
 
     monkeypatch.setattr(mesh.store, "list_policies", slow_list)
-    before = asyncio.create_task(mesh.policies("default"))
+    before = asyncio.create_task(mesh.core.policies.get("default"))
     await read.wait()  # the load has read the three policies
-    await mesh.create_policy("default", "admin", policy("p3"))
+    await mesh.policy_admin.create_policy("default", "admin", policy("p3"))
     release.set()
     assert len(await before) == 3  # the call that came first gets the set it read
-    assert len(await mesh.policies("default")) == 4  # but that set was not kept
+    assert len(await mesh.core.policies.get("default")) == 4  # but that set was not kept

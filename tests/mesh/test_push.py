@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from mesh import outbox
-from mesh.push import RefusedUrl, check_url
+from mesh.delivery import outbox
+from mesh.delivery.push import RefusedUrl, check_url
 from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message, listening, start_airlock, tool_message
 
 TOKEN = "client-token-123"

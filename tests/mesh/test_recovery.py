@@ -28,11 +28,11 @@ async def test_interrupted_action_runs_once_at_next_start(tmp_path) -> None:
         await crash_after_commit(first, held["id"])
         assert await first.executions() == 0
     async with start_airlock(tmp_path) as second:
-        assert await second.mesh.recover() == 1
+        assert await second.mesh.resolver.recover() == 1
         assert await second.executions() == 1
         task = await second.mesh.store.get_task("default", held["id"])
         assert task is not None and task.state == "completed"
-        assert await second.mesh.recover() == 0
+        assert await second.mesh.resolver.recover() == 0
         assert await second.executions() == 1
 
 
@@ -43,7 +43,7 @@ async def test_interrupted_action_with_sensitive_inputs_fails_instead_of_running
     )
     held = await airlock.hold()
     await crash_after_commit(airlock, held["id"])
-    assert await airlock.mesh.recover() == 1
+    assert await airlock.mesh.resolver.recover() == 1
     task = await airlock.mesh.store.get_task("default", held["id"])
     assert task is not None and task.state == "failed"
     assert "sensitive inputs are not kept" in task.status["message"]["parts"][0]["text"]

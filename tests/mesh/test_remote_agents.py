@@ -23,11 +23,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from starlette.applications import Starlette
 
-from mesh.agent_admin import load_agents
 from mesh.agents.remote import RemoteAgent
 from mesh.auth import Principal
-from mesh.models import Message, MessageSendParams
-from mesh.service import Mesh, MeshConfig
+from mesh.core.config import MeshConfig
+from mesh.wire.models import Message, MessageSendParams
+from mesh.wiring import Mesh
 from tests.conftest import Airlock, bearer, serving, start_airlock
 
 ECHO_SKILL = "echo-text"
@@ -440,7 +440,7 @@ async def test_stored_agents_are_loaded_at_start(tmp_path: Path, peer: EchoPeer)
         await add_peer(first, peer.url)
     async with start_airlock(tmp_path) as second:
         assert second.mesh.agents.get("echo") is None
-        assert await load_agents(second.mesh) == 1
+        assert await second.mesh.agent_admin.load_agents() == 1
         assert isinstance(second.mesh.agents.get("echo"), RemoteAgent)
         assert second.mesh.agents.default == "staging-db"
         task = (await second.rpc(to_agent("after restart")))["result"]
@@ -449,8 +449,8 @@ async def test_stored_agents_are_loaded_at_start(tmp_path: Path, peer: EchoPeer)
 
 async def test_an_agent_change_reaches_the_other_replica(tmp_path: Path, peer: EchoPeer) -> None:
     from mesh.agents.base import AgentRegistry
-    from mesh.replication import link_replicas
     from mesh.store.postgres import PostgresStore
+    from mesh.wiring import link_replicas
     from tests.pg import drop, fresh_schema_url
 
     url = await fresh_schema_url()
@@ -461,19 +461,17 @@ async def test_an_agent_change_reaches_the_other_replica(tmp_path: Path, peer: E
             await store.open()
             stores.append(store)
             mesh = Mesh(store, MeshConfig(callback_key=b"k" * 32), AgentRegistry())
-            await link_replicas(mesh, store)
+            assert await link_replicas(mesh)
             meshes.append(mesh)
         a, b = meshes
-        from mesh.agent_admin import add_agent, delete_agent
-
-        await add_agent(a, "default", "alice", {"name": "echo", "url": peer.url})
+        await a.agent_admin.add_agent("default", "alice", {"name": "echo", "url": peer.url})
         await wait_until(lambda: isinstance(b.agents.get("echo"), RemoteAgent))
         alice = Principal(sub="alice", tenant="default", roles=frozenset({"agent"}))
         params = MessageSendParams(message=Message(role="user", parts=[{"kind": "text", "text": "via b"}]))
         params.metadata = {"agent": "echo"}
-        task = await b.send_message(alice, params)
+        task = await b.tasks.send_message(alice, params)
         assert text_of(task) == "echo: via b"
-        await delete_agent(a, "default", "alice", "echo")
+        await a.agent_admin.delete_agent("default", "alice", "echo")
         await wait_until(lambda: b.agents.get("echo") is None)
     finally:
         for mesh in meshes:

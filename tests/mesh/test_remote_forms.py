@@ -29,9 +29,8 @@ from google.protobuf.json_format import ParseDict
 from starlette.applications import Starlette
 
 from a2ui import MASK, MIME_TYPE
-from mesh.agent_admin import load_agents
+from mesh.credentials import callback_token
 from mesh.store import PENDING
-from mesh.tokens import callback_token
 from tests.conftest import Airlock, bearer, start_airlock
 from tests.gateway.conftest import db_bytes, error_of, pending
 from tests.mesh.test_remote_agents import add_peer, free_port, remote_of, text_of
@@ -317,7 +316,7 @@ async def test_a_held_answer_is_not_forwarded_masked_after_a_restart(tmp_path: P
         resp = await first.resolve(task["id"], {"username": "ada@example.com", "password": password})
         assert (await resp.json())["new_state"] == "input-required"
     async with start_airlock(tmp_path) as second:
-        assert await load_agents(second.mesh) == 1
+        assert await second.mesh.agent_admin.load_agents() == 1
         resp = await second.resolve(task["id"], {"decision": "approve"}, bearer("bob", "approver"))
         body = await resp.json()
         assert resp.status == 200, body

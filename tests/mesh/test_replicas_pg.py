@@ -10,13 +10,13 @@ import pytest
 
 from mesh.agents.base import AgentRegistry
 from mesh.agents.demo import StagingDbAgent
+from mesh.approvals.resolve import ResolveRequest
 from mesh.auth import Principal
-from mesh.events import Event
-from mesh.models import MessageSendParams
-from mesh.replication import link_replicas
-from mesh.resolve import ResolveRequest
-from mesh.service import Mesh, MeshConfig
+from mesh.core.config import MeshConfig
+from mesh.core.events import Event
 from mesh.store.postgres import PostgresStore
+from mesh.wire.models import MessageSendParams
+from mesh.wiring import Mesh, link_replicas
 from tests.pg import drop, fresh_schema_url
 
 ALICE = Principal(sub="alice", tenant="default", roles=frozenset({"approver", "admin"}))
@@ -51,7 +51,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Mesh, Mesh, Clock]]:
         agents.add(StagingDbAgent(tmp_path / "staging.db"), default=True)
         await agents.start()
         mesh = Mesh(store, MeshConfig(callback_key=b"k" * 32), agents, clock=clock)
-        await link_replicas(mesh, store)
+        assert await link_replicas(mesh)
         stores.append(store)
         registries.append(agents)
         meshes.append(mesh)
@@ -78,33 +78,34 @@ async def next_event(queue: asyncio.Queue[Event], kind: str, timeout: float = 5.
 
 async def test_policy_change_on_one_replica_reaches_the_other(pair: tuple[Mesh, Mesh, Clock]) -> None:
     a, b, _ = pair
-    first = await b.send_message(ALICE, send())
+    first = await b.tasks.send_message(ALICE, send())
     assert first["status"]["state"] == "completed"  # no policy yet: B has compiled an empty set
     async with b.events.subscribe() as queue:
-        await a.create_policy("default", "alice", POLICY)
+        await a.policy_admin.create_policy("default", "alice", POLICY)
         await next_event(queue, "policies.changed")
-    held = await b.send_message(ALICE, send())
+    held = await b.tasks.send_message(ALICE, send())
     assert held["status"]["state"] == "input-required"
 
 
 async def test_resolution_on_one_replica_is_seen_by_the_other(pair: tuple[Mesh, Mesh, Clock]) -> None:
     a, b, _ = pair
-    await a.create_policy("default", "alice", POLICY)
-    held = await a.send_message(ALICE, send())
+    await a.policy_admin.create_policy("default", "alice", POLICY)
+    held = await a.tasks.send_message(ALICE, send())
     async with b.events.subscribe() as queue:
-        await a.resolve(ResolveRequest(ref=held["id"], resolution={"decision": "deny"}, surface="api", principal=ALICE))
+        deny = ResolveRequest(ref=held["id"], resolution={"decision": "deny"}, surface="api", principal=ALICE)
+        await a.resolver.resolve(deny)
         event = await next_event(queue, "approval.resolved")
     assert event.subject == held["id"] and event.data["status"] == "denied"
 
 
 async def test_concurrent_sweeps_expire_each_approval_once(pair: tuple[Mesh, Mesh, Clock]) -> None:
     a, b, clock = pair
-    await a.create_policy("default", "alice", POLICY)
-    held = [await (a if i % 2 else b).send_message(ALICE, send()) for i in range(12)]
+    await a.policy_admin.create_policy("default", "alice", POLICY)
+    held = [await (a if i % 2 else b).tasks.send_message(ALICE, send()) for i in range(12)]
     clock.now += 3601
     published: list[Event] = []
     async with a.events.subscribe() as qa, b.events.subscribe() as qb:
-        counts = await asyncio.gather(a.expire_due(), b.expire_due(), a.expire_due(), b.expire_due())
+        counts = await asyncio.gather(*(m.expiry.expire_due() for m in (a, b, a, b)))
         await asyncio.sleep(0.3)
         for queue in (qa, qb):
             while not queue.empty():
@@ -117,5 +118,5 @@ async def test_concurrent_sweeps_expire_each_approval_once(pair: tuple[Mesh, Mes
     entries = [e async for e in a.store.iter_audit() if e.kind == "approval.expired"]
     assert len(entries) == len(held)
     for task in held:
-        got = await b.get_task(ALICE, task["id"], 0)
+        got = await b.tasks.get_task(ALICE, task["id"], 0)
         assert got["status"]["state"] == "rejected"

@@ -12,13 +12,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_gateway_app
+from mesh.a2a.app import create_mesh_app
 from mesh.agents.base import Agent, AgentRegistry, Execution, Plan, Reply, TurnContext, text_reply
 from mesh.auth import TokenVerifier
-from mesh.models import Message, TaskState
+from mesh.core.config import MeshConfig
 from mesh.policy import Action
-from mesh.server import create_mesh_app
-from mesh.service import Mesh, MeshConfig
 from mesh.store.sqlite import SQLiteStore
+from mesh.wire.models import Message, TaskState
+from mesh.wiring import Mesh
 from tests.conftest import GUIDE_POLICY, SECRET, bearer, guide_message
 
 

@@ -18,11 +18,11 @@ import pytest
 
 from mesh.agents.base import AgentRegistry
 from mesh.auth import Principal
-from mesh.models import new_id
-from mesh.server import on_message_send
-from mesh.service import Mesh, MeshConfig
+from mesh.core.config import MeshConfig
 from mesh.store.base import OutboxAttempt
 from mesh.store.sqlite import SQLiteStore
+from mesh.wire.models import MessageSendParams, new_id
+from mesh.wiring import Mesh
 from tests.mesh.test_input_requests import FormAgent
 from tests.mesh.test_sqlite_writer import on_disk, task
 
@@ -129,6 +129,10 @@ def test_bookkeeping_written_without_a_sync_survives_a_killed_process(tmp_path: 
     assert on_disk(path, "SELECT kind FROM outbox") == [("webhook",)]
 
 
+async def send_to(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+    return await mesh.tasks.send_message(principal, MessageSendParams.model_validate(params))
+
+
 def send(tool: str) -> dict[str, Any]:
     return {
         "message": {
@@ -145,7 +149,7 @@ async def test_an_allowed_turn_is_synced_unless_turns_are_unsynced_and_a_hold_al
     store: SQLiteStore, syncs: list[str], sync_turns: bool, allow_syncs: list[str]
 ) -> None:
     mesh = Mesh(store, MeshConfig(sync_turns=sync_turns))
-    await mesh.create_policy(
+    await mesh.policy_admin.create_policy(
         "default",
         "admin",
         {
@@ -157,11 +161,11 @@ async def test_an_allowed_turn_is_synced_unless_turns_are_unsynced_and_a_hold_al
     )
     agent = Principal("bot", "default", frozenset({"agent"}))
     syncs.clear()
-    allowed = await on_message_send(mesh, agent, send("safe"))
+    allowed = await send_to(mesh, agent, send("safe"))
     assert allowed["status"]["state"] == "completed" and syncs == allow_syncs
     assert on_disk(store.path, f"SELECT state FROM tasks WHERE id = '{allowed['id']}'") == [("completed",)]
     syncs.clear()
-    held = await on_message_send(mesh, agent, send("risky"))
+    held = await send_to(mesh, agent, send("risky"))
     assert held["status"]["state"] == "input-required" and syncs == ["wal"]
 
 
@@ -172,6 +176,6 @@ async def test_a_turn_that_leaves_a_person_an_agent_s_form_is_synced_even_with_t
     agents.add(FormAgent(), default=True)
     mesh = Mesh(store, MeshConfig(sync_turns=False), agents=agents)
     body = {"message": {"kind": "message", "role": "user", "parts": [{"kind": "text", "text": "deploy"}]}}
-    asked = await on_message_send(mesh, Principal("bot", "default", frozenset({"agent"})), body)
+    asked = await send_to(mesh, Principal("bot", "default", frozenset({"agent"})), body)
     assert asked["status"]["state"] == "input-required" and syncs == ["wal"]
     assert on_disk(store.path, "SELECT kind, status FROM approvals") == [("input", "pending")]

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiohttp import ClientResponse
 
-from mesh.events import Event
+from mesh.core.events import Event
 from tests.conftest import GUIDE_TEXT, Airlock, bearer, guide_message, start_airlock, tool_message
 
 FINAL_STATES = {"input-required", "auth-required", "completed", "canceled", "failed", "rejected"}

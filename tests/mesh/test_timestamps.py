@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mesh import models
-from mesh.models import utc_now, utc_stamp
+from mesh.wire import models
+from mesh.wire.models import utc_now, utc_stamp
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -14,8 +14,7 @@ import httpx
 import pytest
 from aiohttp.test_utils import TestServer, unused_port
 
-from mesh import server
-from mesh.server import create_mesh_app
+from mesh.a2a.app import DISPATCH, create_mesh_app
 from tests.conftest import GUIDE_TEXT, Airlock, bearer, guide_message, start_airlock
 
 A2UI = "application/json+a2ui"
@@ -328,7 +327,8 @@ async def stream(airlock: Airlock, body: dict[str, Any]) -> list[dict[str, Any]]
 async def test_send_streaming_message(airlock: Airlock) -> None:
     await airlock.add_policy()
     body = call("SendStreamingMessage", {"message": v1_message(GUIDE_TEXT)})
-    assert "message/stream" in server.STREAM_METHODS and "SendStreamingMessage" in server.STREAM_METHODS
+    table = airlock.mesh_client.app[DISPATCH].streams
+    assert "message/stream" in table and "SendStreamingMessage" in table
     resp = await airlock.mesh_client.post("/", json=body, headers=bearer())
     assert resp.status == 200 and resp.content_type == "text/event-stream"
     events = sse_events(await resp.text())
@@ -359,7 +359,8 @@ async def next_sse(resp: Any) -> dict[str, Any]:
 
 async def test_subscribe_to_task(airlock: Airlock) -> None:
     await airlock.add_policy()
-    assert "tasks/resubscribe" in server.STREAM_METHODS and "SubscribeToTask" in server.STREAM_METHODS
+    table = airlock.mesh_client.app[DISPATCH].streams
+    assert "tasks/resubscribe" in table and "SubscribeToTask" in table
     task = await v1_task(airlock)
     resp = await airlock.mesh_client.post("/", json=call("SubscribeToTask", {"id": task["id"]}), headers=bearer())
     assert resp.content_type == "text/event-stream"
@@ -382,7 +383,8 @@ async def test_subscribe_to_task(airlock: Airlock) -> None:
 
 
 async def test_push_config_methods(airlock: Airlock) -> None:
-    assert "tasks/pushNotificationConfig/set" in server.METHODS and "CreateTaskPushNotificationConfig" in server.METHODS
+    table = airlock.mesh_client.app[DISPATCH].methods
+    assert "tasks/pushNotificationConfig/set" in table and "CreateTaskPushNotificationConfig" in table
     task = await v1_task(airlock, "what can you do?")
     hook = "http://127.0.0.1:9/hook"
     created = await airlock.rpc(
@@ -418,7 +420,7 @@ async def test_push_config_methods(airlock: Airlock) -> None:
 
 
 async def test_send_message_configuration_push_config(airlock: Airlock) -> None:
-    assert "tasks/pushNotificationConfig/list" in server.METHODS
+    assert "tasks/pushNotificationConfig/list" in airlock.mesh_client.app[DISPATCH].methods
     config = {"taskPushNotificationConfig": {"id": "from-send", "url": "http://127.0.0.1:9/hook", "token": "t"}}
     reply = await airlock.rpc(call("SendMessage", {"message": v1_message("what can you do?"), "configuration": config}))
     task_id = reply["result"]["task"]["id"]

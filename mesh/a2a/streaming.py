@@ -13,23 +13,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mesh import jsonrpc as rpc
 from mesh.auth import Principal
-from mesh.events import Event
-from mesh.models import (
+from mesh.core.events import Event, EventBus
+from mesh.store import Store
+from mesh.tasks.service import TaskService
+from mesh.wire import jsonrpc as rpc
+from mesh.wire.models import (
     INTERRUPTED_STATES,
     TERMINAL_STATES,
     MessageSendParams,
-    TaskIdParams,
     TaskState,
     new_id,
     utc_now,
 )
-
-if TYPE_CHECKING:
-    from mesh.service import Mesh
 
 log = logging.getLogger("airlock.mesh.stream")
 
@@ -59,8 +57,8 @@ def _finished(job: asyncio.Task[dict[str, Any]]) -> None:
 class _Follower:
     """What one stream has sent of a task, and the events that bring it up to date."""
 
-    def __init__(self, mesh: Mesh, tenant: str, task: dict[str, Any]) -> None:
-        self.mesh = mesh
+    def __init__(self, store: Store, tenant: str, task: dict[str, Any]) -> None:
+        self.store = store
         self.tenant = tenant
         self.task_id: str = task["id"]
         self.context_id: str = task["contextId"]
@@ -76,7 +74,7 @@ class _Follower:
         task = event.data.get("task")
         if isinstance(task, dict):
             return task
-        record = await self.mesh.store.get_task(self.tenant, self.task_id)
+        record = await self.store.get_task(self.tenant, self.task_id)
         return record.to_wire() if record is not None else None
 
     def updates(self, task: dict[str, Any], *, force_final: bool = False) -> list[dict[str, Any]]:
@@ -148,16 +146,18 @@ def _send_result(job: asyncio.Task[dict[str, Any]]) -> dict[str, Any]:
     raise rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error")
 
 
-async def on_message_stream(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> AsyncIterator[Any]:
-    send = rpc.parse_params(MessageSendParams, params)
+async def message_stream(
+    tasks: TaskService, store: Store, events: EventBus, principal: Principal, send: MessageSendParams
+) -> AsyncIterator[Any]:
+    """``message/stream``: the Task first, then its updates until it ends or waits for someone."""
     message = send.message
-    async with mesh.events.subscribe() as queue:  # before the work starts, so no change is missed
+    async with events.subscribe() as queue:  # before the work starts, so no change is missed
         if message.task_id:
-            record = await mesh.store.get_task(principal.tenant, message.task_id)
+            record = await store.get_task(principal.tenant, message.task_id)
             if record is None:
                 raise rpc.task_not_found(message.task_id)
             first = record.to_wire()
-            job = _start(mesh.send_message(principal, send))
+            job = _start(tasks.send_message(principal, send))
         else:
             message.context_id = message.context_id or new_id()
             task_id = new_id()
@@ -167,8 +167,8 @@ async def on_message_stream(mesh: Mesh, principal: Principal, params: dict[str, 
                 "contextId": message.context_id,
                 "status": {"state": TaskState.SUBMITTED.value, "timestamp": utc_now()},
             }
-            job = _start(mesh.send_message(principal, send, task_id=task_id))
-        follower = _Follower(mesh, principal.tenant, first)
+            job = _start(tasks.send_message(principal, send, task_id=task_id))
+        follower = _Follower(store, principal.tenant, first)
         yield first
         while not follower.ended:
             event = await _next_event(queue, job)
@@ -185,14 +185,14 @@ async def on_message_stream(mesh: Mesh, principal: Principal, params: dict[str, 
                 yield update
 
 
-async def on_resubscribe(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> AsyncIterator[Any]:
-    task_id = rpc.parse_params(TaskIdParams, params).id
-    async with mesh.events.subscribe() as queue:  # before the read, so a change in between still arrives
-        record = await mesh.store.get_task(principal.tenant, task_id)
+async def resubscribe(store: Store, events: EventBus, principal: Principal, task_id: str) -> AsyncIterator[Any]:
+    """``tasks/resubscribe``: the Task as it is now, then its updates."""
+    async with events.subscribe() as queue:  # before the read, so a change in between still arrives
+        record = await store.get_task(principal.tenant, task_id)
         if record is None:
             raise rpc.task_not_found(task_id)
         first = record.to_wire()
-        follower = _Follower(mesh, principal.tenant, first)
+        follower = _Follower(store, principal.tenant, first)
         yield first
         if record.state in TERMINAL_STATES:
             return
@@ -205,10 +205,3 @@ async def on_resubscribe(mesh: Mesh, principal: Principal, params: dict[str, Any
                 continue
             for update in follower.updates(task):
                 yield update
-
-
-METHODS: dict[str, Any] = {}
-STREAM_METHODS: dict[str, Any] = {
-    "message/stream": on_message_stream,
-    "tasks/resubscribe": on_resubscribe,
-}

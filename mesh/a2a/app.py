@@ -1,7 +1,9 @@
 """The mesh's HTTP face: A2A JSON-RPC on ``POST /`` and ``POST /send``, and the agent card.
 
-One handler method per A2A operation, chosen from a dispatch table by method name; every failure is a
-JSON-RPC error in an HTTP 200 body with the request id echoed (401 only for a missing or bad token).
+One handler method per A2A operation, chosen from the static table of :mod:`mesh.a2a.dispatch`; every
+failure is a JSON-RPC error in an HTTP 200 body with the request id echoed (401 only for a missing or
+bad token). Anything else on this port (an unknown path, a method a route does not take) is answered
+as JSON too, never as plain text.
 """
 
 from __future__ import annotations
@@ -15,50 +17,28 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mesh import jsonrpc as rpc
 from mesh import metrics
-from mesh.auth import ANONYMOUS, AuthError, Principal, TokenVerifier
-from mesh.card import agent_card
-from mesh.models import MessageSendParams, TaskIdParams, TaskQueryParams
-from mesh.push import delivery_ctx
-from mesh.service import Mesh
+from mesh.a2a.card import agent_card
+from mesh.a2a.dispatch import Dispatch, dispatch_table
+from mesh.a2a.handler import RequestHandler
+from mesh.auth import ANONYMOUS, AuthError, TokenVerifier
+from mesh.delivery.outbox import worker_ctx
+from mesh.delivery.push import push_worker
+from mesh.wire import jsonrpc as rpc
+from mesh.wiring import MESH, Mesh
 
 log = logging.getLogger("airlock.mesh.http")
 
-MESH_KEY = web.AppKey("mesh", Mesh)
 VERIFIER_KEY = web.AppKey("verifier", TokenVerifier | None)
 PUBLIC_URL_KEY = web.AppKey("public_url", str)
+DISPATCH = web.AppKey("dispatch", Dispatch)
 
-Handler = Callable[[Mesh, Principal, dict[str, Any]], Awaitable[Any]]
-StreamHandler = Callable[[Mesh, Principal, dict[str, Any]], AsyncIterator[Any]]
 MAX_BODY = 1024 * 1024
 KEEPALIVE_S = 15.0
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-async def on_message_send(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
-    return await mesh.send_message(principal, rpc.parse_params(MessageSendParams, params))
-
-
-async def on_get_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
-    query = rpc.parse_params(TaskQueryParams, params)
-    return await mesh.get_task(principal, query.id, query.history_length)
-
-
-async def on_cancel_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
-    return await mesh.cancel_task(principal, rpc.parse_params(TaskIdParams, params).id)
-
-
-METHODS: dict[str, Handler] = {
-    "message/send": on_message_send,
-    "tasks/get": on_get_task,
-    "tasks/cancel": on_cancel_task,
-}
-STREAM_METHODS: dict[str, StreamHandler] = {}
-"""Methods answered as Server-Sent Events: the handler yields JSON-RPC results, one per ``data:`` line."""
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -113,6 +93,7 @@ async def stream_response(request: web.Request, request_id: rpc.Id, events: Asyn
 
 
 async def handle_rpc(request: web.Request) -> web.StreamResponse:
+    dispatch = request.app[DISPATCH]
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -133,13 +114,13 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
             return _json(rpc.error_response(request_id, err), status=401)
     try:
         request_id, method, params = rpc.parse_envelope(body)
-        streamer = STREAM_METHODS.get(method)
+        streamer = dispatch.streams.get(method)
         if streamer is not None:
-            return await stream_response(request, request_id, streamer(request.app[MESH_KEY], principal, params))
-        handler = METHODS.get(method)
+            return await stream_response(request, request_id, streamer(principal, params))
+        handler = dispatch.methods.get(method)
         if handler is None:
             raise rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
-        result = await handler(request.app[MESH_KEY], principal, params)
+        result = await handler(principal, params)
     except rpc.RpcError as exc:
         return _json(rpc.error_response(request_id, exc))
     except Exception:
@@ -149,42 +130,47 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
 
 
 async def handle_card(request: web.Request) -> web.Response:
-    mesh = request.app[MESH_KEY]
-    return _json(agent_card(mesh, request.app[PUBLIC_URL_KEY], auth=request.app[VERIFIER_KEY] is not None))
+    mesh = request.app[MESH]
+    return _json(agent_card(mesh.agents, request.app[PUBLIC_URL_KEY], auth=request.app[VERIFIER_KEY] is not None))
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    mesh = request.app[MESH_KEY]
+    mesh = request.app[MESH]
     return await metrics.render(mesh.store, mesh.clock())
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    ok = await request.app[MESH_KEY].store.ping()
+    ok = await request.app[MESH].store.ping()
     return _json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+    """An HTTP error outside JSON-RPC (no such path, a method the path does not take) as a JSON body."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status, "error")
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        body = {"error": {"code": code, "message": exc.reason or "error"}}
+        return web.Response(
+            body=orjson.dumps(body), status=exc.status, content_type="application/json", headers=headers
+        )
+
+
 def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[metrics.latency_middleware("mesh")])
-    app[MESH_KEY] = mesh
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, metrics.latency_middleware("mesh")])
+    app[MESH] = mesh
     app[VERIFIER_KEY] = verifier
     app[PUBLIC_URL_KEY] = public_url
+    app[DISPATCH] = dispatch_table(RequestHandler(mesh.tasks, mesh.pushes, mesh.store, mesh.events))
     app.router.add_post("/", handle_rpc)
     app.router.add_post("/send", handle_rpc)
     app.router.add_get("/.well-known/agent-card.json", handle_card)
     app.router.add_get("/.well-known/agent.json", handle_card)
     app.router.add_get("/healthz", handle_health)
     app.router.add_get("/metrics", handle_metrics)
-    app.cleanup_ctx.append(delivery_ctx(mesh))
+    app.cleanup_ctx.append(worker_ctx(lambda: push_worker(mesh.store, mesh.clock, mesh.events, mesh.config)))
     return app
-
-
-def _register_operations() -> None:
-    """Operations beyond the core three live in modules of their own, each with its tables."""
-    from mesh import push, streaming, v1
-
-    for module in (streaming, push, v1):
-        METHODS.update(module.METHODS)
-        STREAM_METHODS.update(module.STREAM_METHODS)
-
-
-_register_operations()

@@ -5,15 +5,14 @@ Capabilities say only what works, because clients act on them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mesh.service import Mesh
+from mesh.agents.base import AgentRegistry
 
 VERSION = "0.1.0"
 
 
-def agent_card(mesh: Mesh, url: str, *, auth: bool) -> dict[str, Any]:
+def agent_card(agents: AgentRegistry, url: str, *, auth: bool) -> dict[str, Any]:
     skills: list[dict[str, Any]] = [
         {
             "id": "policy-guard",
@@ -23,7 +22,7 @@ def agent_card(mesh: Mesh, url: str, *, auth: bool) -> dict[str, Any]:
             "tags": ["policy", "approval"],
         }
     ]
-    for agent in mesh.agents.all():
+    for agent in agents.all():
         skills.extend(agent.skills())
     card: dict[str, Any] = {
         "name": "Airlock",

@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
-from mesh.events import Event
-from mesh.store import OutboxAttempt, OutboxRecord
-
-if TYPE_CHECKING:
-    from mesh.service import Mesh
+from mesh.core.events import Event, EventBus
+from mesh.core.kernel import Clock
+from mesh.store import OutboxAttempt, OutboxRecord, Store
 
 log = logging.getLogger("airlock.outbox")
 
@@ -44,7 +43,7 @@ class Undeliverable(Exception):
     """The row can never be sent (its subject is gone, or its URL is refused); it is not retried."""
 
 
-Builder = Callable[["Mesh", OutboxRecord], Awaitable[Delivery]]
+Builder = Callable[[OutboxRecord], Awaitable[Delivery]]
 """Turns a row into a delivery; raises :class:`Undeliverable` when there is nothing left to send."""
 
 UrlGuard = Callable[[str], Awaitable[None]]
@@ -58,13 +57,17 @@ def backoff(attempts: int) -> float:
 class OutboxWorker:
     def __init__(
         self,
-        mesh: Mesh,
+        store: Store,
+        clock: Clock,
+        events: EventBus,
         builders: dict[str, Builder],
         *,
         url_guard: UrlGuard | None = None,
         wake_on: frozenset[str] = frozenset(),
     ) -> None:
-        self.mesh = mesh
+        self.store = store
+        self.clock = clock
+        self.events = events
         self.builders = builders
         self.url_guard = url_guard
         self.wake_on = wake_on
@@ -74,7 +77,7 @@ class OutboxWorker:
 
     async def attempt(self, row: OutboxRecord) -> OutboxAttempt:
         """Send one row; how it went is recorded by the caller, with the rest of its batch in one write."""
-        now = self.mesh.clock()
+        now = self.clock()
         try:
             return await self._attempt(row, now)
         except Exception as exc:  # a bug here is a failed attempt, retried with backoff, never a lost row
@@ -90,7 +93,7 @@ class OutboxWorker:
     async def _attempt(self, row: OutboxRecord, now: float) -> OutboxAttempt:
         assert self._session is not None
         try:
-            delivery = await self.builders[row.kind](self.mesh, row)
+            delivery = await self.builders[row.kind](row)
             if self.url_guard is not None:
                 await self.url_guard(delivery.url)
         except Undeliverable as exc:
@@ -102,7 +105,7 @@ class OutboxWorker:
         try:
             async with self._session.post(
                 delivery.url,
-                data=orjson.dumps(delivery.body),  # the standard library's encoder was a tenth of a delivery
+                data=orjson.dumps(delivery.body),  # the standard library's encoder costs a tenth of a delivery
                 headers={"Content-Type": "application/json", **delivery.headers},
                 allow_redirects=False,
             ) as resp:
@@ -111,17 +114,17 @@ class OutboxWorker:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             ok, error = False, type(exc).__name__
         if ok:
-            return OutboxAttempt(row.id, ok=True, now=self.mesh.clock())
+            return OutboxAttempt(row.id, ok=True, now=self.clock())
         log.warning("outbox row %s (%s) failed, attempt %d: %s", row.id, row.kind, row.attempts + 1, error)
         return self._failed(row, now, error or "failed")
 
     async def run_once(self) -> int:
-        """Claim what is due, send it all at once, then record every outcome in one write (one write per
-        row was a third of what a webhook cost the server). A row whose outcome a crash loses is still
+        """Claim what is due, send it all at once, then record every outcome in one write (a write per row
+        would be a third of what a webhook costs the server). A row whose outcome a crash loses is still
         leased; it is sent again when the lease runs out."""
-        rows = await self.mesh.store.claim_outbox(self.mesh.clock(), limit=CLAIM, kinds=tuple(self.builders))
+        rows = await self.store.claim_outbox(self.clock(), limit=CLAIM, kinds=tuple(self.builders))
         if rows:
-            await self.mesh.store.finish_outbox_many(await asyncio.gather(*(self.attempt(r) for r in rows)))
+            await self.store.finish_outbox_many(await asyncio.gather(*(self.attempt(r) for r in rows)))
         return len(rows)
 
     async def run(self) -> None:
@@ -129,7 +132,7 @@ class OutboxWorker:
         # no cookie jar: a receiver's cookies mean nothing to a notification, and looking them up was paid
         # on every send
         async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as self._session:
-            with self.mesh.events.listen(self._wake_on):
+            with self.events.listen(self._wake_on):
                 while True:
                     try:
                         if await self.run_once() >= CLAIM:
@@ -160,3 +163,13 @@ async def running(worker: OutboxWorker):  # type: ignore[no-untyped-def]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def worker_ctx(make: Callable[[], OutboxWorker]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp ``cleanup_ctx`` that runs the worker ``make`` builds for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with running(make()):
+            yield
+
+    return ctx

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh.models import new_id, utc_now
-from mesh.store import TaskRecord
+from mesh.store import TaskRecord, Tx
+from mesh.wire.models import TaskState, new_id, utc_now
 
 
 def status(
@@ -52,3 +52,42 @@ def text_parts(text: str) -> list[dict[str, Any]]:
 def allow_parts(tool: str | None, **extra: Any) -> list[dict[str, Any]]:
     """A guard's answer when its tool call may go ahead (allowed, or approved by a person)."""
     return [{"kind": "data", "data": {"decision": "allow", "tool": tool, **extra}}]
+
+
+def new_task(
+    tenant: str,
+    owner: str,
+    roles: frozenset[str] | set[str],
+    now: float,
+    *,
+    task_id: str | None = None,
+    context_id: str | None = None,
+    agent: str | None = None,
+    no_push_configs: bool = False,
+) -> TaskRecord:
+    """A task as its first turn finds it: ``submitted``, owned by the caller who sent it."""
+    return TaskRecord(
+        id=task_id or new_id(),
+        tenant=tenant,
+        context_id=context_id or new_id(),
+        state=TaskState.SUBMITTED,
+        owner=owner,
+        owner_roles=sorted(roles),
+        agent=agent,
+        status={},
+        created_at=now,
+        updated_at=now,
+        no_push_configs=no_push_configs,
+    )
+
+
+async def write_task(tx: Tx, task: TaskRecord, messages: list[dict[str, Any]], *, new: bool) -> None:
+    """A turn's write of its task and the messages it adds: a new task with its first messages in one go."""
+    if new:
+        await tx.insert_task(task, messages)
+    else:
+        await tx.update_task(task)
+        await tx.append_history(task.id, messages)
+
+GUARD = "guard"
+"""The agent recorded on a guard's tasks: the caller runs its own tool, the mesh only decides."""

@@ -22,7 +22,7 @@ _SECOND: tuple[int, str] = (-1, "")  # the last second stamped, and its text up 
 def utc_stamp(ns: int) -> str:
     """``ns`` (nanoseconds since the epoch) as ISO-8601 UTC with milliseconds and a ``Z`` suffix, the form
     every A2A client parses. The text up to the second is formatted once per second: building and formatting
-    a ``datetime`` for every status was a fiftieth of a turn."""
+    a ``datetime`` for every status would cost a fiftieth of a turn."""
     global _SECOND
     second, ms = divmod(ns // 1_000_000, 1000)
     stamped, prefix = _SECOND
@@ -73,7 +73,7 @@ def new_id() -> str:
     Ids made one after another sort together, so the indexes keyed by them (tasks, history, approvals, a
     task's context) grow at their right edge: a write dirties the pages it shares with its neighbours
     instead of one random page per index, and a group commit writes and syncs that many fewer pages.
-    Built from bytes rather than a ``uuid.UUID``, whose checks were half the cost of an id."""
+    Built from bytes rather than a ``uuid.UUID``, whose checks would be half the cost of an id."""
     raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + _random_bytes(10))
     raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant

@@ -8,20 +8,21 @@ rules are how people say "yes to this again" without approving each call.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mesh.admin.policies import PolicyAdmin
+from mesh.approvals.holds import Holds
+from mesh.approvals.records import APPROVAL, new_approval
+from mesh.approvals.resolve import Resolver, ResolveRequest
 from mesh.auth import Principal
+from mesh.core.kernel import Core
+from mesh.core.taskstate import GUARD, allow_parts, new_task, set_state
 from mesh.errors import Conflict, Forbidden, Gone, InvalidInput, Unavailable
-from mesh.models import TaskState, new_id
 from mesh.policy import Action, Decision, Enforcement, Policy, ScopeType
 from mesh.policy.builtin_plugins import call_paths, exec_command
-from mesh.resolve import ResolveRequest
 from mesh.store import PENDING, ApprovalRecord, TaskRecord, iso
 from mesh.store.base import RunGrant
-from mesh.taskstate import allow_parts, set_state
-
-if TYPE_CHECKING:
-    from mesh.service import Mesh
+from mesh.wire.models import TaskState, new_id
 
 API_POLICY = "approvals-api"
 CREATE_FIELDS = {"tool", "agent", "message", "command", "path", "run_id"}
@@ -69,7 +70,7 @@ def approval_public(approval: ApprovalRecord) -> dict[str, Any]:
 def persist_config(approval: ApprovalRecord) -> dict[str, Any] | None:
     """The ``exact_call`` config that allows exactly this call again (tool plus its one command or path),
     or None when the call has no such exact form (no tool, no command, several paths)."""
-    if approval.kind != "approval" or not approval.tool:
+    if approval.kind != APPROVAL or not approval.tool:
         return None
     arguments = approval.action.get("arguments") or {}
     command, paths = exec_command(arguments), call_paths(arguments)
@@ -85,9 +86,17 @@ def persist_rule_name(approval: ApprovalRecord) -> str:
 
 
 class ApprovalsApi:
-    """Mixed into :class:`mesh.service.Mesh`."""
+    def __init__(self, core: Core, holds: Holds, resolver: Resolver, policy_admin: PolicyAdmin) -> None:
+        self._store = core.store
+        self._config = core.config
+        self._clock = core.clock
+        self._policies = core.policies
+        self._changes = core.changes
+        self._holds = holds
+        self._resolver = resolver
+        self._policy_admin = policy_admin
 
-    async def create_approval(self: Mesh, principal: Principal, body: Any) -> tuple[bool, dict[str, Any]]:  # type: ignore[misc]
+    async def create_approval(self, principal: Principal, body: Any) -> tuple[bool, dict[str, Any]]:
         """Queue a tool call for review. Returns (created, answer): created False when a run grant
         approved it on the spot."""
         if not isinstance(body, dict):
@@ -106,19 +115,8 @@ class ApprovalsApi:
         if path is not None:
             arguments["path"] = path
         action = Action(agent=agent, tool=tool, arguments=arguments, text=message, context={"run_id": run_id})
-        now = self.clock()
-        task = TaskRecord(
-            id=new_id(),
-            tenant=principal.tenant,
-            context_id=run_id or new_id(),
-            state=TaskState.SUBMITTED,
-            owner=principal.sub,
-            owner_roles=sorted(principal.roles),
-            agent="guard",
-            status={},
-            created_at=now,
-            updated_at=now,
-        )
+        now = self._clock()
+        task = new_task(principal.tenant, principal.sub, principal.roles, now, context_id=run_id, agent=GUARD)
         user_msg = {
             "kind": "message",
             "role": "user",
@@ -130,12 +128,12 @@ class ApprovalsApi:
                 {"kind": "data", "data": {"tool": tool, "arguments": arguments}},
             ],
         }
-        decision = (await self.policies(principal.tenant)).evaluate(action)
+        decision = (await self._policies.get(principal.tenant)).evaluate(action)
         if decision.enforcement == Enforcement.BLOCK:  # a block is final: no grant and no person overrides it
             name = decision.policy.name if decision.policy else "policy"
             raise Forbidden(f"blocked by policy {name}: {decision.reason}")
         if run_id is not None:
-            grant = await self.store.active_grant(principal.tenant, principal.sub, agent, run_id, now)
+            grant = await self._store.active_grant(principal.tenant, principal.sub, agent, run_id, now)
             if grant is not None:
                 note = f"approved by the run grant {grant.run_id} that {grant.granted_by} opened"
                 return False, await self._approve_at_creation(
@@ -164,9 +162,9 @@ class ApprovalsApi:
                 run_id=run_id,
                 audit=("policy.allowed", principal.sub),
             )
-        _, total = await self.store.list_pending(principal.tenant, session_id=None, now=now, limit=1, offset=0)
-        if total >= self.config.max_pending:
-            raise Unavailable(f"the approval queue is full ({self.config.max_pending} pending)")
+        _, total = await self._store.list_pending(principal.tenant, session_id=None, now=now, limit=1, offset=0)
+        if total >= self._config.max_pending:
+            raise Unavailable(f"the approval queue is full ({self._config.max_pending} pending)")
         policy = Policy(
             tenant=principal.tenant,
             name=API_POLICY,
@@ -176,7 +174,7 @@ class ApprovalsApi:
             config={},
         )
         decision = Decision(enforcement=Enforcement.REQUIRE_APPROVAL, policy=policy, reason=message)
-        wire = await self._hold(principal, task, user_msg, action, decision, now, new=True, run_id=run_id)
+        wire = await self._holds.hold(principal, task, user_msg, action, decision, now, new=True, run_id=run_id)
         approval_id = wire["metadata"]["airlock"]["approvalId"]
         return True, {
             "id": approval_id,
@@ -185,8 +183,8 @@ class ApprovalsApi:
             "expires_at": wire["metadata"]["airlock"]["expiresAt"],
         }
 
-    async def _approve_at_creation(  # type: ignore[misc]
-        self: Mesh,
+    async def _approve_at_creation(
+        self,
         principal: Principal,
         task: TaskRecord,
         user_msg: dict[str, Any],
@@ -201,43 +199,30 @@ class ApprovalsApi:
     ) -> dict[str, Any]:
         """A call people already said yes to (a run grant, a persisted rule): approved on the spot, and
         the audit trail says why."""
-        from mesh.service import action_to_dict
-
-        approval_id = new_id()
-        status_msg = set_state(task, TaskState.COMPLETED, allow_parts(action.tool, approvedBy=by), now)
-        task.metadata = {"airlock": {"approvalId": approval_id, "policy": API_POLICY}}
-        approval = ApprovalRecord(
-            id=approval_id,
-            task_id=task.id,
-            tenant=task.tenant,
-            kind="approval",
-            status="approved",
-            policy=API_POLICY,
-            tool=action.tool,
-            action=action_to_dict(action),
+        approval = new_approval(
+            task,
+            kind=APPROVAL,
+            action=action,
             form={},
             requested_by=principal.sub,
             requester_roles=sorted(principal.roles),
-            session_id=task.context_id,
             user_input=action.text,
-            channels=[],
-            token_hash=None,
-            fingerprint=action.fingerprint(),
+            now=now,
             expires_at=now,
-            created_at=now,
-            updated_at=now,
+            callback_key=None,  # approved already: nothing is left for a token to resolve
+            policy=API_POLICY,
             run_id=run_id,
-            resolved_at=now,
-            resolved_by=by,
-            surface=surface,
-            values={"decision": "approve"},
-            reason=note,
         )
+        approval.status, approval.resolved_at, approval.resolved_by = "approved", now, by
+        approval.surface, approval.values, approval.reason = surface, {"decision": "approve"}, note
+        approval_id = approval.id
+        status_msg = set_state(task, TaskState.COMPLETED, allow_parts(action.tool, approvedBy=by), now)
+        task.metadata = {"airlock": {"approvalId": approval_id, "policy": API_POLICY}}
         kind, actor = audit
-        async with self.store.transaction() as tx:
+        async with self._store.transaction() as tx:
             await tx.insert_task(task, [user_msg] + ([status_msg] if status_msg else []))
             await tx.insert_approval(approval)
-            await self._state_written(
+            await self._changes.record(
                 tx,
                 task,
                 "approval.resolved",
@@ -255,10 +240,10 @@ class ApprovalsApi:
                 detail={"run_id": run_id, "agent": action.agent, "tool": action.tool, "note": note},
                 now=now,
             )
-        self._publish("approval.resolved", task, approval_id=approval_id, status="approved")
+        self._changes.publish("approval.resolved", task, approval_id=approval_id, status="approved")
         return {"id": approval_id, "task_id": task.id, "status": "approved", "message": note}
 
-    async def persist_rule(self: Mesh, approval: ApprovalRecord, actor: str) -> dict[str, Any]:  # type: ignore[misc]
+    async def persist_rule(self, approval: ApprovalRecord, actor: str) -> dict[str, Any]:
         """Allow the identical call from now on: an ``exact_call`` policy (tool plus exact command or path)."""
         config = persist_config(approval)
         if config is None:
@@ -272,24 +257,24 @@ class ApprovalsApi:
             "priority": PERSIST_PRIORITY,
             "evaluator": {"plugin": "exact_call", "config": config},
         }
-        if await self.store.get_policy(approval.tenant, name) is None:
+        if await self._store.get_policy(approval.tenant, name) is None:
             try:
-                await self.create_policy(approval.tenant, actor, body)
+                await self._policy_admin.create_policy(approval.tenant, actor, body)
             except Conflict:
                 pass  # the same rule, written concurrently: persisted either way
-        async with self.store.transaction() as tx:
+        async with self._store.transaction() as tx:
             await tx.audit(
                 tenant=approval.tenant,
                 kind="rule.persisted",
                 actor=actor,
                 subject=approval.id,
                 detail={"policy": name, "rule": config},
-                now=self.clock(),
+                now=self._clock(),
             )
         return body
 
-    async def bulk_resolve(  # type: ignore[misc]
-        self: Mesh, principal: Principal, run_id: Any, action: Any, resolved_by: Any, ids: Any
+    async def bulk_resolve(
+        self, principal: Principal, run_id: Any, action: Any, resolved_by: Any, ids: Any
     ) -> list[str]:
         if not isinstance(run_id, str) or not run_id.strip():
             raise InvalidInput("run_id is required (a non-empty string)", field="run_id")
@@ -303,8 +288,8 @@ class ApprovalsApi:
             raise InvalidInput("ids must be a list of approval ids", field="ids")
         if not principal.can_resolve:
             raise Forbidden("resolving needs the approver or admin role")
-        now = self.clock()
-        pending, _ = await self.store.list_pending(
+        now = self._clock()
+        pending, _ = await self._store.list_pending(
             principal.tenant, session_id=None, now=now, limit=10_000, offset=0, run_id=run_id
         )
         if ids is not None and set(ids) != {a.id for a in pending}:
@@ -312,7 +297,7 @@ class ApprovalsApi:
         resolved: list[ApprovalRecord] = []
         for approval in pending:
             try:
-                await self.resolve(
+                await self._resolver.resolve(
                     ResolveRequest(
                         ref=approval.id,
                         resolution={"decision": action},
@@ -330,7 +315,7 @@ class ApprovalsApi:
             # a grant only for the callers and agents whose calls this person approved here (never one it may
             # not approve, never another caller stating the same agent name)
             covered = sorted({(a.requested_by, a.action.get("agent") or "") for a in resolved if a.action.get("agent")})
-            async with self.store.transaction() as tx:
+            async with self._store.transaction() as tx:
                 for caller, agent in covered:
                     grant = RunGrant(
                         tenant=principal.tenant,
@@ -338,7 +323,7 @@ class ApprovalsApi:
                         agent=agent,
                         run_id=run_id,
                         granted_by=principal.sub,
-                        expires_at=now + self.config.approval_timeout_s,
+                        expires_at=now + self._config.approval_timeout_s,
                         created_at=now,
                     )
                     await tx.put_run_grant(grant)

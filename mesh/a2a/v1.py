@@ -1,26 +1,26 @@
 """A2A v1.0 method names and wire shapes on the same endpoint, over the same task model.
 
-Each v1.0 method translates its params to the v0.3 params of its twin, calls the twin's handler (looked
-up by name at call time, so operations other modules register are found), and translates the result
-back. v1.0 shapes are the protobuf JSON mapping of ``a2a.proto``: no ``kind``, ``ROLE_*`` and
-``TASK_STATE_*`` enums, parts ``{text}`` / ``{data}`` / ``{raw}`` / ``{url}`` with ``mediaType`` and
-``filename``, push configs flat (``{taskId, id, url, token}``), send results wrapped as ``{"task"}`` or
-``{"message"}`` and stream events as ``{"task"}``, ``{"message"}``, ``{"statusUpdate"}``,
-``{"artifactUpdate"}``. A request's ``tenant`` is not read: the caller's token decides the tenant.
+Each v1.0 method translates its params to the v0.3 params of its twin, calls the twin's method of the
+v0.3 :class:`~mesh.a2a.handler.RequestHandler`, and translates the result back. v1.0 shapes are the
+protobuf JSON mapping of ``a2a.proto``: no ``kind``, ``ROLE_*`` and ``TASK_STATE_*`` enums, parts
+``{text}`` / ``{data}`` / ``{raw}`` / ``{url}`` with ``mediaType`` and ``filename``, push configs flat
+(``{taskId, id, url, token}``), send results wrapped as ``{"task"}`` or ``{"message"}`` and stream events
+as ``{"task"}``, ``{"message"}``, ``{"statusUpdate"}``, ``{"artifactUpdate"}``. A request's ``tenant`` is
+not read: the caller's token decides the tenant.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from mesh import jsonrpc as rpc
+from mesh.a2a.handler import RequestHandler
 from mesh.auth import Principal
-from mesh.models import MAX_HISTORY_LENGTH
-from mesh.service import Mesh
+from mesh.wire import jsonrpc as rpc
+from mesh.wire.models import MAX_HISTORY_LENGTH
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -52,16 +52,6 @@ ROLES = {"ROLE_USER": "user", "ROLE_AGENT": "agent", 1: "user", 2: "agent"}
 V1_ROLES = {"user": "ROLE_USER", "agent": "ROLE_AGENT"}
 DATA_PART_COMPAT = "data_part_compat"
 """Metadata flag the a2a-sdk uses to carry a non-object ``data`` value in a v0.3 DataPart's ``{"value"}``."""
-
-PUSH_TWINS = frozenset(
-    {
-        "tasks/pushNotificationConfig/set",
-        "tasks/pushNotificationConfig/get",
-        "tasks/pushNotificationConfig/list",
-        "tasks/pushNotificationConfig/delete",
-    }
-)
-
 
 # ---------------------------------------------------------------- params: checks
 
@@ -356,65 +346,7 @@ def push_config_to_v1(config: dict[str, Any]) -> dict[str, Any]:
     return _clean(out)
 
 
-# ---------------------------------------------------------------- twins
-
-
-def _twin(method: str) -> Callable[[Mesh, Principal, dict[str, Any]], Awaitable[Any]]:
-    from mesh import server
-
-    handler = server.METHODS.get(method)
-    if handler is None:
-        raise _unsupported(method)
-    return handler
-
-
-def _stream_twin(method: str) -> Callable[[Mesh, Principal, dict[str, Any]], AsyncIterator[Any]]:
-    from mesh import server
-
-    handler = server.STREAM_METHODS.get(method)
-    if handler is None:
-        raise _unsupported(method)
-    return handler
-
-
-def _unsupported(method: str) -> rpc.RpcError:
-    """The error the v0.3 method answers while no module registers it."""
-    if method in PUSH_TWINS:
-        return rpc.RpcError(rpc.PUSH_NOT_SUPPORTED, "Push Notification is not supported")
-    return rpc.RpcError(rpc.UNSUPPORTED_OPERATION, f"This operation is not supported: {method}")
-
-
-# ---------------------------------------------------------------- handlers
-
-
-async def send_message(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
-    result = await _twin("message/send")(mesh, principal, send_params_to_v03(params))
-    wrapped = event_to_v1(result)
-    if "task" not in wrapped and "message" not in wrapped:
-        raise rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error: message/send answered neither a task nor a message")
-    return wrapped
-
-
-async def send_streaming_message(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> AsyncIterator[Any]:
-    v03 = send_params_to_v03(params)
-    async for event in _stream_twin("message/stream")(mesh, principal, v03):
-        yield event_to_v1(event)
-
-
-async def get_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
-    v03 = _clean({"id": _task_id(params), "historyLength": _history_length(params)})
-    return task_to_v1(await _twin("tasks/get")(mesh, principal, v03))
-
-
-async def cancel_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
-    v03 = _clean({"id": _task_id(params), "metadata": _object(params, "metadata")})
-    return task_to_v1(await _twin("tasks/cancel")(mesh, principal, v03))
-
-
-async def subscribe_to_task(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> AsyncIterator[Any]:
-    v03 = {"id": _task_id(params)}
-    async for event in _stream_twin("tasks/resubscribe")(mesh, principal, v03):
-        yield event_to_v1(event)
+# ---------------------------------------------------------------- pages
 
 
 def _page_token(offset: int) -> str:
@@ -459,93 +391,104 @@ def _timestamp(value: Any, where: str) -> datetime | None:
     return stamp
 
 
-async def list_tasks(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
-    """Newest first. ``historyLength`` absent means no history; ``includeArtifacts`` absent means none."""
-    context_id = _str(params, "contextId", "")
-    state = _task_state(params.get("status"), "status")
-    size, offset = _page_size(params), _page_offset(params)
-    history = _history_length(params) or 0
-    artifacts = bool(_bool(params, "includeArtifacts"))
-    after = _timestamp(params.get("statusTimestampAfter"), "statusTimestampAfter")
-    if after is None:
-        tasks, total = await mesh.list_tasks(
-            principal, context_id=context_id, state=state, limit=size, offset=offset, history_length=history
-        )
-    else:
-        # the status timestamp is not a stored column: filter every match, then page
-        matched: list[dict[str, Any]] = []
-        scanned, chunk = 0, 500
-        while True:
-            batch, count = await mesh.list_tasks(
-                principal, context_id=context_id, state=state, limit=chunk, offset=scanned, history_length=0
-            )
-            matched.extend(t for t in batch if _status_time(t) >= after)
-            scanned += len(batch)
-            if not batch or scanned >= count:
-                break
-        total = len(matched)
-        tasks = matched[offset : offset + size]
-        if history:
-            for task in tasks:
-                task["history"] = await mesh.store.get_history(task["id"], history)
-    following = offset + len(tasks)
-    return {
-        "tasks": [task_to_v1(t, artifacts=artifacts) for t in tasks],
-        "nextPageToken": _page_token(following) if following < total else "",
-        "pageSize": size,
-        "totalSize": total,
-    }
-
-
 def _status_time(task: dict[str, Any]) -> datetime:
     stamp = (task.get("status") or {}).get("timestamp") or "1970-01-01T00:00:00Z"
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-async def create_push_config(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
-    v03 = {"taskId": _task_id(params, "taskId"), "pushNotificationConfig": push_config_to_v03(params)}
-    return push_config_to_v1(await _twin("tasks/pushNotificationConfig/set")(mesh, principal, v03))
+# ---------------------------------------------------------------- handlers
 
 
-async def get_push_config(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
-    v03 = _clean({"id": _task_id(params, "taskId"), "pushNotificationConfigId": _str(params, "id", "")})
-    return push_config_to_v1(await _twin("tasks/pushNotificationConfig/get")(mesh, principal, v03))
+class V1Handler:
+    """The v1.0 operations, each the translation of its v0.3 twin."""
 
+    def __init__(self, v03: RequestHandler) -> None:
+        self.v03 = v03
 
-async def list_push_configs(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
-    task_id = _task_id(params, "taskId")
-    size, offset = _page_size(params), _page_offset(params)
-    configs = await _twin("tasks/pushNotificationConfig/list")(mesh, principal, {"id": task_id})
-    page = [push_config_to_v1(c) for c in (configs or [])[offset : offset + size]]
-    out: dict[str, Any] = {"configs": page}
-    if offset + len(page) < len(configs or []):
-        out["nextPageToken"] = _page_token(offset + len(page))
-    return out
+    async def send_message(self, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+        result = await self.v03.send_message(principal, send_params_to_v03(params))
+        wrapped = event_to_v1(result)
+        if "task" not in wrapped and "message" not in wrapped:
+            raise rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error: message/send answered neither a task nor a message")
+        return wrapped
 
+    async def send_streaming_message(self, principal: Principal, params: dict[str, Any]) -> AsyncIterator[Any]:
+        v03 = send_params_to_v03(params)
+        async for event in self.v03.stream_message(principal, v03):
+            yield event_to_v1(event)
 
-async def delete_push_config(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> None:
-    v03 = {"id": _task_id(params, "taskId"), "pushNotificationConfigId": _task_id(params, "id")}
-    await _twin("tasks/pushNotificationConfig/delete")(mesh, principal, v03)
-    return None
+    async def get_task(self, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+        v03 = _clean({"id": _task_id(params), "historyLength": _history_length(params)})
+        return task_to_v1(await self.v03.get_task(principal, v03))
 
+    async def cancel_task(self, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+        v03 = _clean({"id": _task_id(params), "metadata": _object(params, "metadata")})
+        return task_to_v1(await self.v03.cancel_task(principal, v03))
 
-async def get_extended_agent_card(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> Any:
-    """The public card is all there is; the card does not declare ``capabilities.extendedAgentCard``."""
-    raise rpc.RpcError(rpc.EXTENDED_CARD_NOT_CONFIGURED, "Authenticated Extended Card is not configured")
+    async def subscribe_to_task(self, principal: Principal, params: dict[str, Any]) -> AsyncIterator[Any]:
+        async for event in self.v03.resubscribe(principal, {"id": _task_id(params)}):
+            yield event_to_v1(event)
 
+    async def list_tasks(self, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first. ``historyLength`` absent means no history; ``includeArtifacts`` absent means none."""
+        service = self.v03.tasks
+        context_id = _str(params, "contextId", "")
+        state = _task_state(params.get("status"), "status")
+        size, offset = _page_size(params), _page_offset(params)
+        history = _history_length(params) or 0
+        artifacts = bool(_bool(params, "includeArtifacts"))
+        after = _timestamp(params.get("statusTimestampAfter"), "statusTimestampAfter")
+        if after is None:
+            tasks, total = await service.list_tasks(
+                principal, context_id=context_id, state=state, limit=size, offset=offset, history_length=history
+            )
+        else:
+            # the status timestamp is not a stored column: filter every match, then page
+            matched: list[dict[str, Any]] = []
+            scanned, chunk = 0, 500
+            while True:
+                batch, count = await service.list_tasks(
+                    principal, context_id=context_id, state=state, limit=chunk, offset=scanned, history_length=0
+                )
+                matched.extend(t for t in batch if _status_time(t) >= after)
+                scanned += len(batch)
+                if not batch or scanned >= count:
+                    break
+            total = len(matched)
+            tasks = matched[offset : offset + size]
+            if history:
+                for task in tasks:
+                    task["history"] = await service.history(task["id"], history)
+        following = offset + len(tasks)
+        return {
+            "tasks": [task_to_v1(t, artifacts=artifacts) for t in tasks],
+            "nextPageToken": _page_token(following) if following < total else "",
+            "pageSize": size,
+            "totalSize": total,
+        }
 
-METHODS: dict[str, Any] = {
-    "SendMessage": send_message,
-    "GetTask": get_task,
-    "ListTasks": list_tasks,
-    "CancelTask": cancel_task,
-    "CreateTaskPushNotificationConfig": create_push_config,
-    "GetTaskPushNotificationConfig": get_push_config,
-    "ListTaskPushNotificationConfigs": list_push_configs,
-    "DeleteTaskPushNotificationConfig": delete_push_config,
-    "GetExtendedAgentCard": get_extended_agent_card,
-}
-STREAM_METHODS: dict[str, Any] = {
-    "SendStreamingMessage": send_streaming_message,
-    "SubscribeToTask": subscribe_to_task,
-}
+    async def create_push_config(self, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+        v03 = {"taskId": _task_id(params, "taskId"), "pushNotificationConfig": push_config_to_v03(params)}
+        return push_config_to_v1(await self.v03.set_push_config(principal, v03))
+
+    async def get_push_config(self, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+        v03 = _clean({"id": _task_id(params, "taskId"), "pushNotificationConfigId": _str(params, "id", "")})
+        return push_config_to_v1(await self.v03.get_push_config(principal, v03))
+
+    async def list_push_configs(self, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+        task_id = _task_id(params, "taskId")
+        size, offset = _page_size(params), _page_offset(params)
+        configs = await self.v03.list_push_configs(principal, {"id": task_id})
+        page = [push_config_to_v1(c) for c in (configs or [])[offset : offset + size]]
+        out: dict[str, Any] = {"configs": page}
+        if offset + len(page) < len(configs or []):
+            out["nextPageToken"] = _page_token(offset + len(page))
+        return out
+
+    async def delete_push_config(self, principal: Principal, params: dict[str, Any]) -> None:
+        v03 = {"id": _task_id(params, "taskId"), "pushNotificationConfigId": _task_id(params, "id")}
+        await self.v03.delete_push_config(principal, v03)
+
+    async def get_extended_agent_card(self, principal: Principal, params: dict[str, Any]) -> Any:
+        """The public card is all there is; the card does not declare ``capabilities.extendedAgentCard``."""
+        raise rpc.RpcError(rpc.EXTENDED_CARD_NOT_CONFIGURED, "Authenticated Extended Card is not configured")
