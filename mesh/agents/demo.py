@@ -1,8 +1,10 @@
 """The demo agent ``staging-db``: a small staging database with expired records to clean up.
 
 It exists so the approvals guide can be followed against a local server: asking it to delete expired
-records plans ``bulk_delete_expired`` over every expired id (42 at first start), which the guide's
-``bulk_operation`` policy holds. Every run of a tool is logged in ``executions`` so tests can count them.
+records plans ``bulk_delete_expired`` over every expired id (42 after each start), which the guide's
+``bulk_operation`` policy holds. Each start of the agent puts the records back as seeded (42 expired, 8
+current), so the guide can be replayed by restarting the server. Every run of a tool is logged in
+``executions`` (kept across starts: an approved action finished after a restart still runs only once).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ DELETE_EXPIRED = re.compile(r"\bdelete\b.*\bexpired\b", re.IGNORECASE | re.DOTAL
 EXPIRED_AT_START = 42
 CURRENT_AT_START = 8
 DAY = 86400.0
+
+
+def seed_rows(now: float) -> list[tuple[str, str, float]]:
+    """The records as every start leaves them: ``EXPIRED_AT_START`` expired, ``CURRENT_AT_START`` current."""
+    rows = [(f"rec-{i:03d}", f"expired record {i}", now - DAY * (i + 1)) for i in range(EXPIRED_AT_START)]
+    rows += [
+        (f"rec-{EXPIRED_AT_START + i:03d}", f"current record {i}", now + DAY * 365) for i in range(CURRENT_AT_START)
+    ]
+    return rows
 
 
 def _credentials(message: Message) -> tuple[str, bool] | None:
@@ -78,19 +89,12 @@ class StagingDbAgent(Agent):
             "CREATE TABLE IF NOT EXISTS executions (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL, "
             "tool TEXT NOT NULL, affected INTEGER NOT NULL, at REAL NOT NULL)"
         )
-        await self._db.execute("CREATE TABLE IF NOT EXISTS seeded (done INTEGER NOT NULL)")
-        await self._db.execute("BEGIN IMMEDIATE")  # replicas on one home may start together: seed once
+        # replicas on one home may start together: each reseeds in one transaction, so the table is never
+        # seen half-filled
+        await self._db.execute("BEGIN IMMEDIATE")
         try:
-            cur = await self._db.execute("SELECT COUNT(*) FROM seeded")
-            if (await cur.fetchone())[0] == 0:  # type: ignore[index]
-                now = time.time()
-                rows = [(f"rec-{i:03d}", f"expired record {i}", now - DAY * (i + 1)) for i in range(EXPIRED_AT_START)]
-                rows += [
-                    (f"rec-{EXPIRED_AT_START + i:03d}", f"current record {i}", now + DAY * 365)
-                    for i in range(CURRENT_AT_START)
-                ]
-                await self._db.executemany("INSERT INTO records VALUES (?, ?, ?)", rows)
-                await self._db.execute("INSERT INTO seeded VALUES (1)")
+            await self._db.execute("DELETE FROM records")
+            await self._db.executemany("INSERT INTO records VALUES (?, ?, ?)", seed_rows(time.time()))
             await self._db.execute("COMMIT")
         except BaseException:
             await self._db.execute("ROLLBACK")
