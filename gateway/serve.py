@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import sys
@@ -38,7 +37,7 @@ def command_path() -> str:
     if program.name != "airlock":
         return f"{sys.executable} -m gateway.cli"
     try:
-        return os.path.join(".", str(program.relative_to(Path.cwd())))
+        return str(program.relative_to(Path.cwd()))
     except ValueError:
         return str(program)
 

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from mesh.agents.remote import RemoteAgent
 from tests.conftest import Airlock, bearer, serving
 from tests.gateway.conftest import error_of
-from tests.mesh.test_remote_agents import ECHO_SKILL, EchoPeer, free_port, to_agent
+from tests.mesh.agents.test_remote_agents import ECHO_SKILL, EchoPeer, free_port, to_agent
 
 
 @pytest.fixture

@@ -23,10 +23,10 @@ from mesh.store.base import OutboxAttempt
 from mesh.store.sqlite import SQLiteStore
 from mesh.wire.models import MessageSendParams, new_id
 from mesh.wiring import Mesh
-from tests.mesh.test_input_requests import FormAgent
-from tests.mesh.test_sqlite_writer import on_disk, task
+from tests.mesh.approvals.test_input_requests import FormAgent
+from tests.mesh.store.test_sqlite_writer import on_disk, task
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

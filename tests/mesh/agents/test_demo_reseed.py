@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mesh.agents.base import Execution, TurnContext
 from mesh.agents.demo import CURRENT_AT_START, EXPIRED_AT_START, StagingDbAgent
-from mesh.models import Message, TaskState
+from mesh.wire.models import Message, TaskState
 
 
 def counts(path: Path) -> tuple[int, int]:

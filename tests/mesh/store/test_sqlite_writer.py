@@ -118,7 +118,7 @@ async def test_an_answered_unit_is_on_disk(store: SQLiteStore) -> None:
 
 
 async def test_the_pending_total_is_kept_by_the_file_and_filled_for_an_older_one(tmp_path: Path) -> None:
-    from tests.mesh.test_store import approval
+    from tests.mesh.store.test_store import approval
 
     path = tmp_path / "p.db"
     store = SQLiteStore(path)
@@ -151,7 +151,7 @@ async def test_the_pending_total_is_kept_by_the_file_and_filled_for_an_older_one
 async def test_a_pending_page_reads_no_more_than_the_page(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page's statements walk an index in order (no sort of the queue) and fetch tasks by primary key
     (not by scanning the tenant's tasks): their plans say so, whatever the queue's size."""
-    from tests.mesh.test_store import approval
+    from tests.mesh.store.test_store import approval
 
     async with store.transaction() as tx:
         for i in range(3):
@@ -238,7 +238,7 @@ async def test_closing_while_a_group_is_open_commits_it_and_frees_its_waiters(tm
 
 
 async def test_a_file_with_the_two_statement_count_trigger_counts_each_hold_once(tmp_path: Path) -> None:
-    from tests.mesh.test_store import approval
+    from tests.mesh.store.test_store import approval
 
     path = tmp_path / "old.db"
     store = SQLiteStore(path)

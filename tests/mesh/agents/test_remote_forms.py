@@ -33,7 +33,7 @@ from mesh.credentials import callback_token
 from mesh.store import PENDING
 from tests.conftest import Airlock, bearer, start_airlock
 from tests.gateway.conftest import db_bytes, error_of, pending
-from tests.mesh.test_remote_agents import add_peer, free_port, remote_of, text_of
+from tests.mesh.agents.test_remote_agents import add_peer, free_port, remote_of, text_of
 
 FORM = {
     "type": "Form",

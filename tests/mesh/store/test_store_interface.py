@@ -28,7 +28,7 @@ from mesh.store.base import (
 from mesh.store.postgres import PostgresStore
 from mesh.store.rows import from_row, push_config_from_row, task_from_row
 from mesh.store.sqlite import SQLiteStore
-from tests.mesh.test_store import approval, decide, task
+from tests.mesh.store.test_store import approval, decide, task
 from tests.pg import drop, fresh_schema_url
 
 
