@@ -110,3 +110,40 @@ def test_serve_accepts_the_printed_token(home: Path, capsys: pytest.CaptureFixtu
     verifier = make_verifier(build_parser().parse_args(["serve", "--auth", "jwt"]))
     assert verifier is not None
     assert verifier.verify(token).sub == "bob"
+
+
+def test_token_names_its_home_and_warns_only_when_it_makes_the_secret(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--sub", "bob"]) == 0
+    first = capsys.readouterr().err
+    assert f"using AIRLOCK_HOME={home.resolve()}" in first
+    assert "warning: created a new JWT secret" in first and str((home / "jwt.secret").resolve()) in first
+    assert main(["token", "--sub", "bob"]) == 0
+    second = capsys.readouterr().err
+    assert f"using AIRLOCK_HOME={home.resolve()}" in second and "warning" not in second
+
+
+def test_the_start_banner_names_an_airlock_command_that_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.serve import command_path
+
+    script = tmp_path / ".venv" / "bin" / "airlock"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [".venv/bin/airlock", "serve"])
+    assert command_path() == ".venv/bin/airlock"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # started by its full path from a directory it is not under: the full path
+    monkeypatch.setattr("sys.argv", [str(script), "serve"])
+    assert command_path() == str(script.resolve())
+    (tmp_path / "bin").mkdir()
+    on_path = tmp_path / "bin" / "airlock"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert command_path() == "airlock"

@@ -240,9 +240,17 @@ async def test_body_just_under_the_limit_is_accepted(airlock: Airlock) -> None:
     assert (await resp.json())["result"]["status"]["state"] == "input-required"
 
 
-async def test_get_on_rpc_path_is_not_a_500(airlock: Airlock) -> None:
-    resp = await airlock.mesh_client.get("/")
-    assert resp.status == 405
+async def test_get_on_rpc_path_is_405_json_naming_the_allowed_method(airlock: Airlock) -> None:
+    resp = await airlock.mesh_client.get("/send")
+    assert resp.status == 405 and resp.content_type == "application/json"
+    assert resp.headers["Allow"] == "POST"
+    assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_an_unknown_path_is_404_json(airlock: Airlock) -> None:
+    resp = await airlock.mesh_client.post("/no/such/path", json={})
+    assert resp.status == 404 and resp.content_type == "application/json"
+    assert (await resp.json())["error"] == {"code": "not_found", "message": "Not Found"}
 
 
 async def test_oversized_after_decompression_is_413(airlock: Airlock) -> None:
