@@ -92,6 +92,7 @@ class OutboxAttempt:
     now: float
     error: str | None = None
     retry_at: float | None = None  # when a failed row is due again (a minute from ``now`` when not given)
+    dead: bool = False  # the row used up its attempts, or can never be sent: a dead letter until retried
 
 
 @dataclass(slots=True)
@@ -135,11 +136,18 @@ class ApprovalRecord:
 
 @dataclass(slots=True)
 class ChannelRecord:
+    """Where a tenant's notifications go. Secret config values are kept sealed (see ``mesh.credentials``);
+    ``events`` None means every event."""
+
     tenant: str
     name: str
     type: str
     config: dict[str, Any] = field(metadata=JSON)
     created_at: float
+    events: list[str] | None = field(default=None, metadata=JSON)
+
+    def takes(self, event: str) -> bool:
+        return self.events is None or event in self.events
 
 
 @dataclass(slots=True)
@@ -198,6 +206,22 @@ class OutboxRecord:
     kind: str
     payload: dict[str, Any] = field(metadata=JSON)
     attempts: int
+
+
+@dataclass(slots=True)
+class OutboxEntry:
+    """An outbox row as an admin sees it: what it is for and how its delivery went (never its payload,
+    which may name where it goes but holds no secret)."""
+
+    id: int
+    kind: str
+    tenant: str | None
+    attempts: int
+    next_attempt_at: float
+    delivered_at: float | None
+    dead_at: float | None
+    last_error: str | None
+    created_at: float
 
 
 @dataclass(slots=True)
@@ -304,6 +328,16 @@ class Tx(ABC):
 
     @abstractmethod
     async def delete_channel(self, tenant: str, name: str) -> bool: ...
+
+    @abstractmethod
+    async def update_channel(self, channel: ChannelRecord) -> bool:
+        """Replace the config and events of the tenant's channel of that name; False when there is none."""
+
+    @abstractmethod
+    async def put_channel_message(
+        self, approval_id: str, tenant: str, channel: str, ref: dict[str, Any], now: float
+    ) -> None:
+        """Keep what a channel posted for an approval (the same approval and channel replaces)."""
 
 
 class Store(ABC):
@@ -413,6 +447,14 @@ class Store(ABC):
     async def get_channel(self, tenant: str, name: str) -> ChannelRecord | None: ...
 
     @abstractmethod
+    async def channels_of_type(self, type: str) -> list[ChannelRecord]:
+        """Every tenant's channels of one type (an inbound call names no tenant until it is verified)."""
+
+    @abstractmethod
+    async def get_channel_message(self, approval_id: str, channel: str) -> dict[str, Any] | None:
+        """What :meth:`Tx.put_channel_message` kept, or None."""
+
+    @abstractmethod
     async def approval_and_channel(
         self, approval_id: str, tenant: str, channel: str
     ) -> tuple[ApprovalRecord | None, ChannelRecord | None]:
@@ -434,7 +476,17 @@ class Store(ABC):
     @abstractmethod
     async def finish_outbox_many(self, attempts: Sequence[OutboxAttempt]) -> None:
         """Record how deliveries went, all in one transaction (not ``durable``): sent, or failed and due again
-        at ``retry_at``."""
+        at ``retry_at``, or dead."""
+
+    @abstractmethod
+    async def list_outbox(self, tenant: str, state: str, *, after: int = 0, limit: int = 100) -> list[OutboxEntry]:
+        """The tenant's rows in ``state`` (``pending``: not yet delivered nor dead; ``dead``; ``delivered``),
+        oldest first, after the row id ``after``."""
+
+    @abstractmethod
+    async def retry_outbox(self, tenant: str, row_id: int, now: float) -> bool:
+        """Make the tenant's undelivered row due now, with its attempts counted afresh; False when there is no
+        such row (or it was delivered)."""
 
     # audit
     @abstractmethod

@@ -20,6 +20,7 @@ from .base import (
     AuditRecord,
     ChannelRecord,
     EventRecord,
+    OutboxEntry,
     OutboxRecord,
     PushConfigRecord,
     RunGrant,
@@ -95,6 +96,14 @@ event_from_row = from_row(EventRecord)
 grant_from_row = from_row(RunGrant)
 audit_from_row = from_row(AuditRecord)
 outbox_from_row = from_row(OutboxRecord)
+outbox_entry_from_row = from_row(OutboxEntry)
+
+OUTBOX_STATES = {
+    "pending": "delivered_at IS NULL AND dead_at IS NULL",
+    "dead": "dead_at IS NOT NULL",
+    "delivered": "delivered_at IS NOT NULL",
+}
+"""What each state an admin may list means, as a condition on the outbox's columns."""
 
 
 def approval_from_row(row: Any) -> ApprovalRecord:
@@ -293,8 +302,9 @@ class SqlTx(Tx):
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, not_before: float = 0.0) -> None:
         await self.defer(
-            "INSERT INTO outbox (kind, payload, attempts, next_attempt_at, created_at) VALUES (?, ?, 0, ?, ?)",
-            (kind, dumps(payload), not_before, not_before),
+            "INSERT INTO outbox (kind, payload, tenant, attempts, next_attempt_at, created_at) "
+            "VALUES (?, ?, ?, 0, ?, ?)",
+            (kind, dumps(payload), payload.get("tenant"), not_before, not_before),
         )
 
     async def audit(
@@ -326,9 +336,29 @@ class SqlTx(Tx):
         return await self.execute("DELETE FROM policies WHERE tenant = ? AND name = ?", (tenant, name)) == 1
 
     async def put_channel(self, channel: ChannelRecord) -> bool:
+        events = None if channel.events is None else dumps(channel.events)
         return await self._insert_new(
-            "INSERT INTO channels (tenant, name, type, config, created_at) VALUES (?, ?, ?, ?, ?)",
-            (channel.tenant, channel.name, channel.type, dumps(channel.config), channel.created_at),
+            "INSERT INTO channels (tenant, name, type, config, created_at, events) VALUES (?, ?, ?, ?, ?, ?)",
+            (channel.tenant, channel.name, channel.type, dumps(channel.config), channel.created_at, events),
+        )
+
+    async def update_channel(self, channel: ChannelRecord) -> bool:
+        events = None if channel.events is None else dumps(channel.events)
+        return (
+            await self.execute(
+                "UPDATE channels SET config = ?, events = ? WHERE tenant = ? AND name = ?",
+                (dumps(channel.config), events, channel.tenant, channel.name),
+            )
+            == 1
+        )
+
+    async def put_channel_message(
+        self, approval_id: str, tenant: str, channel: str, ref: dict[str, Any], now: float
+    ) -> None:
+        await self.execute(
+            "INSERT INTO channel_messages (approval_id, channel, tenant, ref, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (approval_id, channel) DO UPDATE SET ref = excluded.ref",
+            (approval_id, channel, tenant, dumps(ref), now),
         )
 
     async def delete_channel(self, tenant: str, name: str) -> bool:

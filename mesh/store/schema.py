@@ -163,6 +163,23 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (tenant, caller, agent, run_id)
         )""",
     ],
+    [
+        # which events a channel takes (NULL: all of them)
+        "ALTER TABLE channels ADD COLUMN events TEXT",
+        # a row's tenant, so an admin lists only their own deliveries; a dead row used up its attempts
+        "ALTER TABLE outbox ADD COLUMN tenant TEXT",
+        "ALTER TABLE outbox ADD COLUMN dead_at REAL",
+        "CREATE INDEX IF NOT EXISTS outbox_tenant ON outbox (tenant, id)",
+        # what a channel posted for an approval (a Slack message's channel and ts), so it can be updated
+        """CREATE TABLE IF NOT EXISTS channel_messages (
+            approval_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (approval_id, channel)
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,6 +18,7 @@ from .base import (
     ChannelRecord,
     EventRecord,
     OutboxAttempt,
+    OutboxEntry,
     PushConfigRecord,
     RunGrant,
     Store,
@@ -25,6 +26,7 @@ from .base import (
     loads,
 )
 from .rows import (
+    OUTBOX_STATES,
     TENANT_CHANNELS,
     SqlTx,
     agent_from_row,
@@ -33,6 +35,7 @@ from .rows import (
     channel_from_row,
     event_from_row,
     grant_from_row,
+    outbox_entry_from_row,
     push_config_from_row,
     task_from_row,
 )
@@ -203,11 +206,40 @@ class SqlStore(Store):
         row = await self._one("SELECT * FROM channels WHERE tenant = ? AND name = ?", (tenant, name))
         return channel_from_row(row) if row else None
 
+    async def channels_of_type(self, type: str) -> list[ChannelRecord]:
+        rows = await self._all("SELECT * FROM channels WHERE type = ? ORDER BY tenant, name", (type,))
+        return [channel_from_row(r) for r in rows]
+
+    async def get_channel_message(self, approval_id: str, channel: str) -> dict[str, Any] | None:
+        row = await self._one(
+            "SELECT ref FROM channel_messages WHERE approval_id = ? AND channel = ?", (approval_id, channel)
+        )
+        return loads(row[0]) if row else None
+
+    async def list_outbox(self, tenant: str, state: str, *, after: int = 0, limit: int = 100) -> list[OutboxEntry]:
+        where = OUTBOX_STATES[state]
+        rows = await self._all(
+            "SELECT id, kind, tenant, attempts, next_attempt_at, delivered_at, dead_at, last_error, created_at "
+            f"FROM outbox WHERE tenant = ? AND id > ? AND {where} ORDER BY id LIMIT ?",
+            (tenant, after, limit),
+        )
+        return [outbox_entry_from_row(r) for r in rows]
+
+    async def retry_outbox(self, tenant: str, row_id: int, now: float) -> bool:
+        async with self.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE outbox SET attempts = 0, dead_at = NULL, last_error = NULL, next_attempt_at = ? "
+                "WHERE id = ? AND tenant = ? AND delivered_at IS NULL",
+                (now, row_id, tenant),
+            )
+        return changed == 1
+
     async def approval_and_channel(
         self, approval_id: str, tenant: str, channel: str
     ) -> tuple[ApprovalRecord | None, ChannelRecord | None]:
         row = await self._one(
-            "SELECT a.*, c.type AS channel_type, c.config AS channel_config, c.created_at AS channel_created_at "
+            "SELECT a.*, c.type AS channel_type, c.config AS channel_config, c.created_at AS channel_created_at, "
+            "c.events AS channel_events "
             "FROM approvals a LEFT JOIN channels c ON c.tenant = ? AND c.name = ? WHERE a.id = ?",
             (tenant, channel, approval_id),
         )
@@ -221,6 +253,7 @@ class SqlStore(Store):
             "type": row["channel_type"],
             "config": row["channel_config"],
             "created_at": row["channel_created_at"],
+            "events": row["channel_events"],
         }
         return approval_from_row(row), channel_from_row(joined)
 
@@ -239,6 +272,12 @@ class SqlStore(Store):
                     )
                 else:
                     await tx.defer(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-                        (a.error, a.retry_at if a.retry_at is not None else a.now + 60, a.row_id),
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, dead_at = ? "
+                        "WHERE id = ?",
+                        (
+                            a.error,
+                            a.retry_at if a.retry_at is not None else a.now + 60,
+                            a.now if a.dead else None,
+                            a.row_id,
+                        ),
                     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -15,33 +14,11 @@ import pytest
 
 from mesh.store import PENDING, ApprovalRecord, ChannelRecord, Store, TaskRecord
 from mesh.store.base import audit_hash
-from mesh.store.postgres import PostgresStore
 from mesh.store.rows import GENESIS
 from mesh.store.schema import SCHEMA_VERSION
 from mesh.store.sqlite import SQLiteStore
 from tests.conftest import GUIDE_TEXT, bearer, guide_message, start_airlock
-from tests.pg import drop, fresh_schema_url
-
-Factory = Callable[[], Store]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
-    """Makes store objects over one location, so a test can close one and open another on the same data."""
-    if request.param == "sqlite":
-        yield lambda: SQLiteStore(tmp_path / "store.db")
-        return
-    url = await fresh_schema_url()
-    yield lambda: PostgresStore(url)
-    await drop(url)
-
-
-@pytest.fixture
-async def store(new_store: Factory) -> AsyncIterator[Store]:
-    s = new_store()
-    await s.open()
-    yield s
-    await s.close()
+from tests.mesh.store.conftest import Factory
 
 
 def task(task_id: str = "t1", tenant: str = "default", now: float = 1000.0) -> TaskRecord:
