@@ -6,10 +6,10 @@ from aiohttp import web
 
 from gateway import openapi, routes_admin, routes_agents, routes_approvals, routes_messages, routes_observe
 from gateway.errors import errors_middleware, json_response
-from gateway.keys import MESH, SIGNING_KEY, VERIFIER
+from gateway.keys import MESH, VERIFIER
 from mesh.auth import TokenVerifier
+from mesh.delivery.notify import notification_worker
 from mesh.delivery.outbox import worker_ctx
-from mesh.delivery.webhooks import notification_worker
 from mesh.metrics import latency_middleware
 from mesh.wiring import Mesh
 
@@ -21,13 +21,10 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
 
-def create_gateway_app(
-    mesh: Mesh, verifier: TokenVerifier | None, *, notifications: bool = True, signing_key: bytes | None = None
-) -> web.Application:
+def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notifications: bool = True) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[latency_middleware("gateway"), errors_middleware])
     app[MESH] = mesh
     app[VERIFIER] = verifier
-    app[SIGNING_KEY] = signing_key
     app.add_routes(routes_messages.routes)
     app.add_routes(routes_admin.routes)
     app.add_routes(routes_agents.routes)
@@ -37,6 +34,6 @@ def create_gateway_app(
     app.router.add_get("/openapi.json", openapi.openapi)
     if notifications:
         app.cleanup_ctx.append(
-            worker_ctx(lambda: notification_worker(mesh.store, mesh.clock, mesh.events, mesh.config, signing_key))
+            worker_ctx(lambda: notification_worker(mesh.store, mesh.clock, mesh.events, mesh.config))
         )
     return app

@@ -7,7 +7,6 @@ from aiohttp import web
 from mesh.auth import TokenVerifier
 from mesh.wiring import MESH
 
-__all__ = ["MESH", "SIGNING_KEY", "VERIFIER"]
+__all__ = ["MESH", "VERIFIER"]
 
 VERIFIER = web.AppKey("verifier", TokenVerifier | None)
-SIGNING_KEY = web.AppKey("signing_key", bytes | None)  # set when approvals get signed links (--sign)

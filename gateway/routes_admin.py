@@ -1,11 +1,12 @@
-"""Admin routes: ``/internal/policies/*``, ``/internal/plugins``, ``/internal/channels/*``."""
+"""Admin routes: ``/internal/policies/*``, ``/internal/plugins``, ``/internal/channels/*``,
+``/internal/channel-types``, ``/internal/outbox``."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from gateway.auth import require
-from gateway.errors import json_response, read_object
+from gateway.errors import json_response, query_int, read_object
 from gateway.keys import MESH
 from mesh.policy import available_plugins
 
@@ -75,3 +76,37 @@ async def delete_channel(request: web.Request) -> web.Response:
     body = await read_object(request)
     await request.app[MESH].channel_admin.delete_channel(principal.tenant, principal.sub, body.get("name"))
     return json_response({"ok": True, "name": body["name"]})
+
+
+@routes.post("/internal/channels/update")
+async def update_channel(request: web.Request) -> web.Response:
+    principal = require(request, "admin")
+    channel = await request.app[MESH].channel_admin.update_channel(
+        principal.tenant, principal.sub, await read_object(request)
+    )
+    return json_response(channel)
+
+
+@routes.get("/internal/channel-types")
+async def channel_types(request: web.Request) -> web.Response:
+    require(request, "admin")
+    return json_response({"types": request.app[MESH].channel_admin.channel_types()})
+
+
+@routes.get("/internal/outbox")
+async def list_outbox(request: web.Request) -> web.Response:
+    principal = require(request, "admin")
+    state = request.query.get("state", "pending")
+    after = query_int(request.query.get("after"), "after", 0)
+    limit = query_int(request.query.get("limit"), "limit", 100, minimum=1, maximum=500)
+    return json_response(
+        await request.app[MESH].outbox_admin.list_entries(principal.tenant, state, after=after, limit=limit)
+    )
+
+
+@routes.post("/internal/outbox/{id}/retry")
+async def retry_outbox(request: web.Request) -> web.Response:
+    principal = require(request, "admin")
+    row_id = query_int(request.match_info["id"], "id", 0, minimum=1)
+    await request.app[MESH].outbox_admin.retry(principal.tenant, principal.sub, row_id)
+    return json_response({"ok": True, "id": row_id})

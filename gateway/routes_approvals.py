@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.auth import bearer, require
 from gateway.errors import ApiError, json_response, read_object
-from gateway.keys import MESH, SIGNING_KEY
+from gateway.keys import MESH
 from mesh.approvals.api import approval_public, persist_config
 from mesh.approvals.resolve import ResolveRequest, find_approval
 from mesh.credentials import verify
@@ -77,7 +77,7 @@ def _signed(request: web.Request) -> tuple[str, int, str] | None:
 
 
 def _check_link(request: web.Request, approval_id: str, signed: tuple[str, int, str]) -> str:
-    key = request.app[SIGNING_KEY]
+    key = request.app[MESH].config.signing_key
     decision, exp, sig = signed
     if key is None or not verify(key, approval_id, decision, exp, sig):
         raise ApiError(401, "the link's signature is not valid")

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import create_gateway_app
-from gateway.settings import home, make_verifier, mesh_config, signing_key
+from gateway.settings import home, make_verifier, mesh_config
 from mesh.a2a.app import create_mesh_app
 from mesh.agents.base import AgentRegistry
 from mesh.agents.demo import StagingDbAgent
@@ -54,13 +54,12 @@ def build_apps(args: argparse.Namespace) -> tuple[list[tuple[web.Application, in
     if args.demo:
         agents.add(StagingDbAgent(airlock_home / "staging.db"), default=True)
     verifier = make_verifier(args)
-    link_key = signing_key(args)
     mesh = Mesh(store, config, agents)
     apps: list[tuple[web.Application, int]] = []
     if not args.gateway_only:
         apps.append((create_mesh_app(mesh, verifier, mesh_url), args.mesh_port))
     if not args.mesh_only:
-        apps.append((create_gateway_app(mesh, verifier, signing_key=link_key), args.gateway_port))
+        apps.append((create_gateway_app(mesh, verifier), args.gateway_port))
     first = apps[0][0]
     for position, ctx in enumerate(lifecycle(mesh)):
         first.cleanup_ctx.insert(position, ctx)

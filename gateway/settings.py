@@ -99,4 +99,5 @@ def mesh_config(args: argparse.Namespace, airlock_home: Path) -> MeshConfig:
         agent_timeout_s=args.agent_timeout,
         max_pending=args.max_pending,
         sync_turns=not args.unsynced_turns,
+        signing_key=signing_key(args),
     )

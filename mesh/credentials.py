@@ -20,6 +20,8 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
+from cryptography.fernet import Fernet, InvalidToken
+
 DECISIONS = ("approve", "deny")
 MIN_KEY_BYTES = 16  # a shorter (or empty) key would let anyone forge links
 
@@ -65,3 +67,29 @@ def verify(key: bytes, approval_id: str, decision: str, exp: int, sig: str) -> b
     if decision not in DECISIONS or not sig.isascii():
         return False
     return hmac.compare_digest(signature(key, approval_id, decision, exp), sig)
+
+
+# ---------------------------------------------------------------- sealed secrets
+
+SEALED = "sealed:v1:"
+
+
+def _fernet(key: bytes) -> Fernet:
+    derived = hmac.new(key, b"channel-secrets", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def seal(key: bytes, secret: str) -> str:
+    """A secret a channel needs in clear to send (a webhook's signing secret, a bot token, an SMTP password),
+    encrypted under the server key so a copy of the database alone reveals none of them."""
+    return SEALED + _fernet(key).encrypt(secret.encode()).decode()
+
+
+def unseal(key: bytes, value: str) -> str:
+    """The clear secret :func:`seal` sealed; a value that was never sealed is returned as it is."""
+    if not value.startswith(SEALED):
+        return value
+    try:
+        return _fernet(key).decrypt(value[len(SEALED) :].encode()).decode()
+    except InvalidToken:
+        raise ValueError("a sealed secret does not open with this server's key") from None

@@ -21,6 +21,7 @@ from aiohttp import web
 from mesh.admin.agents import CHANGED as AGENTS_CHANGED
 from mesh.admin.agents import AgentAdmin
 from mesh.admin.channels import ChannelAdmin
+from mesh.admin.outbox import OutboxAdmin
 from mesh.admin.policies import PolicyAdmin
 from mesh.agents.base import AgentRegistry
 from mesh.approvals.api import ApprovalsApi
@@ -32,6 +33,7 @@ from mesh.core.config import MeshConfig
 from mesh.core.events import Event, EventBus
 from mesh.core.kernel import Clock, Core
 from mesh.core.policies import CHANGED as POLICIES_CHANGED
+from mesh.delivery.channels.registry import channel_types
 from mesh.delivery.push import PushConfigs, queue_pushes
 from mesh.store import Store
 from mesh.tasks.service import TaskService
@@ -62,7 +64,8 @@ class Mesh:
         self.resolver = Resolver(store, clock, core.changes, self.expiry, runner=self.turn)
         self.tasks = TaskService(core, self.turn, self.resolver, self.pushes)
         self.policy_admin = PolicyAdmin(store, clock, core.policies)
-        self.channel_admin = ChannelAdmin(store, clock)
+        self.channel_admin = ChannelAdmin(store, clock, config, channel_types(store, clock))
+        self.outbox_admin = OutboxAdmin(store, clock)
         self.agent_admin = AgentAdmin(store, clock, core.events, core.agents, config)
         self.approvals = ApprovalsApi(core, self.holds, self.resolver, self.policy_admin)
 

@@ -148,11 +148,12 @@ class start_airlock:
             callback_key=b"k" * 32,
             push_allow_private=self.push_allow_private,
             max_pending=self.max_pending,
+            signing_key=self.signing_key,
         )
         mesh = Mesh(self.store, config, self.agents, clock=self.clock or time.time)
         verifier = TokenVerifier(secret=SECRET) if self.auth else None
         self.mesh_client = TestClient(TestServer(create_mesh_app(mesh, verifier, "http://127.0.0.1:8080")))
-        self.gateway = TestClient(TestServer(create_gateway_app(mesh, verifier, signing_key=self.signing_key)))
+        self.gateway = TestClient(TestServer(create_gateway_app(mesh, verifier)))
         await self.mesh_client.start_server()
         await self.gateway.start_server()
         mesh.config.gateway_url = str(self.gateway.make_url("")).rstrip("/")

@@ -10,9 +10,11 @@ import asyncio
 import logging
 
 from mesh import metrics
+from mesh.approvals.announce import announce
 from mesh.core.changes import TaskChanges
 from mesh.core.kernel import Clock
 from mesh.core.taskstate import set_state, text_parts
+from mesh.delivery.channels.base import EXPIRED
 from mesh.store import ApprovalRecord, Store
 from mesh.wire.models import TaskState
 
@@ -61,6 +63,7 @@ class Expiry:
                     detail={"task": task.id},
                     now=now,
                 )
+                await announce(tx, approval, EXPIRED, now)
         if won:
             metrics.child(metrics.RESOLUTIONS, "expired", "expiry").inc()
             approval.status = "expired"

@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from a2ui import form_part
+from mesh.approvals.announce import announce
 from mesh.approvals.records import APPROVAL, held_form, new_approval
 from mesh.auth import Principal
 from mesh.core.changes import TaskChanges, audit_decision
 from mesh.core.config import MAX_TIMEOUT_S, MeshConfig
 from mesh.core.taskstate import set_state, write_task
-from mesh.delivery.webhooks import KIND as NOTIFY
+from mesh.delivery.channels.base import REQUESTED
 from mesh.policy import Action, Decision
 from mesh.store import Store, TaskRecord, iso
 from mesh.wire.models import TaskState
@@ -77,14 +78,7 @@ class Holds:
                 expires_at=expires,
             )
             await tx.insert_approval(approval)
-            for channel in approval.channels:
-                payload = {
-                    "tenant": task.tenant,
-                    "channel": channel,
-                    "approval_id": approval.id,
-                    "event": "approval.requested",
-                }
-                await tx.enqueue(NOTIFY, payload, not_before=now)
+            await announce(tx, approval, REQUESTED, now)
             await audit_decision(tx, task, action, decision, principal.sub, now)
         self._changes.publish("approval.created", task, approval_id=approval.id)
         return task.to_wire()

@@ -10,9 +10,10 @@ import logging
 from typing import Any
 
 from a2ui import FormError, find_form, redact, sensitive_fields, validate_form
+from mesh.approvals.announce import announce
 from mesh.approvals.records import INPUT, new_approval
 from mesh.core.config import MeshConfig
-from mesh.delivery.webhooks import KIND as NOTIFY
+from mesh.delivery.channels.base import INPUT_REQUESTED
 from mesh.policy import Action
 from mesh.store import ApprovalRecord, TaskRecord, Tx
 from mesh.wire.models import Message, TaskState
@@ -58,6 +59,8 @@ class InputRequests:
         request = self.build(task, parts, now)
         if request is None:
             return None
+        # announced on the channels that opted in to requests for values; they also hear how it ended
+        request.channels = [c.name for c in await tx.channels(task.tenant) if c.config.get("input_requests")]
         await tx.insert_approval(request)
         await tx.log_event(
             tenant=task.tenant,
@@ -66,18 +69,7 @@ class InputRequests:
             data={"task_id": task.id, "state": task.state, "approval_id": request.id, "kind": INPUT},
             now=now,
         )
-        for channel in await tx.channels(task.tenant):
-            if channel.config.get("input_requests"):
-                await tx.enqueue(
-                    NOTIFY,
-                    {
-                        "tenant": task.tenant,
-                        "channel": channel.name,
-                        "approval_id": request.id,
-                        "event": "input.requested",
-                    },
-                    not_before=now,
-                )
+        await announce(tx, request, INPUT_REQUESTED, now)
         airlock = {**(task.metadata.get("airlock") or {}), "inputRequestId": request.id}
         task.metadata = {**task.metadata, "airlock": airlock}
         return request

@@ -14,6 +14,7 @@ from typing import Any
 
 from a2ui import ResolutionError, decision_of, redact, sensitive_fields, validate_resolution
 from mesh import metrics
+from mesh.approvals.announce import announce
 from mesh.approvals.expiry import Expiry
 from mesh.approvals.records import INPUT
 from mesh.approvals.runner import Runner
@@ -22,6 +23,7 @@ from mesh.core.changes import TaskChanges
 from mesh.core.kernel import Clock
 from mesh.core.taskstate import allow_parts, set_state, text_parts
 from mesh.credentials import token_matches
+from mesh.delivery.channels.base import RESOLVED
 from mesh.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
 from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord
 from mesh.wire.models import TaskState, new_id, utc_now
@@ -185,6 +187,7 @@ class Resolver:
                     detail=detail,
                     now=now,
                 )
+                await announce(tx, approval, RESOLVED, now)
         if not won:
             latest = await self._store.get_approval(approval.id)
             assert latest is not None

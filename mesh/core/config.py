@@ -22,6 +22,8 @@ class MeshConfig:
     # resolution) or SQLite's next checkpoint: a killed process loses none of it, a power loss may lose the
     # last of them. Holds, resolutions and every write a person makes are synced either way.
     sync_turns: bool = True
+    # signs one-click approve/deny links (webhook bodies, email); None: no links are made
+    signing_key: bytes | None = None
 
     def __post_init__(self) -> None:
         if not self.callback_key:

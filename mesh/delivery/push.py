@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from mesh.core.config import MeshConfig
 from mesh.core.events import EventBus
 from mesh.core.kernel import Clock
-from mesh.delivery.outbox import Builder, Delivery, OutboxWorker, Undeliverable, UrlGuard
+from mesh.delivery.outbox import Builder, Delivery, OutboxWorker, Undeliverable, UrlGuard, posting
 from mesh.store import OutboxRecord, PushConfigRecord, Store, TaskRecord, Tx
 from mesh.wire import jsonrpc as rpc
 from mesh.wire.models import MessageSendParams, PushNotificationConfig, new_id
@@ -268,4 +268,4 @@ def push_builder(store: Store) -> Builder:
 
 def push_worker(store: Store, clock: Clock, events: EventBus, config: MeshConfig) -> OutboxWorker:
     """Push URLs are checked again before every send, against the settings as they are then."""
-    return OutboxWorker(store, clock, events, {KIND: push_builder(store)}, url_guard=url_guard(config))
+    return OutboxWorker(store, clock, events, {KIND: posting(push_builder(store), url_guard(config))})

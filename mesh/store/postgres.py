@@ -149,7 +149,8 @@ class PostgresStore(SqlStore):
         async with self.transaction(durable=False) as tx:
             rows = await tx.fetchall(
                 "UPDATE outbox SET next_attempt_at = ? WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL "
-                "AND next_attempt_at <= ? AND (cardinality(?::text[]) = 0 OR kind = ANY(?::text[])) "
+                "AND dead_at IS NULL AND next_attempt_at <= ? "
+                "AND (cardinality(?::text[]) = 0 OR kind = ANY(?::text[])) "
                 "ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) "
                 "RETURNING id, kind, payload, attempts",
                 (now + lease_s, now, list(kinds), list(kinds), limit),

@@ -454,13 +454,16 @@ class SQLiteStore(SqlStore):
         """A look on the reader first: a worker woken by a commit that queued nothing for it (most of them)
         costs no write transaction and no fsync."""
         only = f" AND kind IN ({','.join('?' for _ in kinds)})" if kinds else ""
-        due = "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?{only} LIMIT 1"
+        due = (
+            "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?{only} "
+            "LIMIT 1"
+        )
         if not await self._all(due.format(only=only), (now, *kinds)):
             return []
         async with self.transaction(durable=False) as tx:
             assert isinstance(tx, SQLiteTx)
             rows = await tx.fetchall(
-                "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL "
+                "SELECT id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL "
                 f"AND next_attempt_at <= ?{only} ORDER BY id LIMIT ?",
                 (now, *kinds, limit),
             )

@@ -7,11 +7,13 @@ import logging
 from typing import Any
 
 from a2ui import redact
+from mesh.approvals.announce import announce
 from mesh.approvals.records import INPUT
 from mesh.approvals.resolve import Resolver, ResolveRequest
 from mesh.auth import Principal
 from mesh.core.kernel import Core
 from mesh.core.taskstate import new_task, set_state, text_parts
+from mesh.delivery.channels.base import RESOLVED
 from mesh.delivery.push import PushConfigs
 from mesh.errors import MeshError
 from mesh.store import PENDING, ApprovalRecord, TaskRecord
@@ -130,6 +132,9 @@ class TaskService:
                 )
                 if not won:
                     raise rpc.RpcError(rpc.TASK_NOT_CANCELABLE, f"Task {task_id} was resolved first")
+                approval.status, approval.resolved_by, approval.resolved_at = "canceled", principal.sub, now
+                approval.surface = "a2a"
+                await announce(tx, approval, RESOLVED, now)
             was = task.state
             msg = set_state(task, TaskState.CANCELED, text_parts("Task canceled."), now)
             if not await tx.update_task(task, expect_state=was):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -90,6 +91,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.raw: list[tuple[bytes, dict[str, str]]] = []  # each accepted body as sent, with its headers
         self.calls = 0
         self.fail_first = 0  # answer this many first POSTs with 503
         self.server: TestServer | None = None
@@ -101,10 +103,12 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
-        body = await request.json()
+        raw = await request.read()
+        body = json.loads(raw)
         if self.calls <= self.fail_first:
             return web.json_response({"ok": False}, status=503)
         self.bodies.append(body)
+        self.raw.append((raw, dict(request.headers)))
         return web.json_response({"ok": True})
 
     async def wait(self, count: int = 1, timeout_s: float = 5.0) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ async def test_create_channel(airlock: Airlock, receiver: Receiver) -> None:
     assert resp.status == 201
     body = await resp.json()
     assert body["name"] == "ops-hook" and body["type"] == "webhook"
-    assert body["config"] == {"url": receiver.url}
+    assert body["config"]["url"] == receiver.url and body["config"]["secret"].startswith("whsec_")
     listed = await airlock.gateway.get("/internal/channels", headers=ADMIN)
     assert listed.status == 200
     assert [c["name"] for c in (await listed.json())["channels"]] == ["ops-hook"]

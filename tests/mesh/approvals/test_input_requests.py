@@ -508,9 +508,12 @@ async def test_sensitive_values_are_masked_everywhere_but_the_agent(airlock: Air
     assert not any(s in events_text for s in secrets_)
     assert not any(s in resolved_text for s in secrets_)
 
-    # only the channel that takes input requests was told, and no notification carries a value
+    # only the channel that takes input requests was told (the request, then how it ended), and no
+    # notification carries a value
+    await receiver.wait(2)
     await asyncio.sleep(0.2)
-    assert len(receiver.bodies) == 1
+    assert [b["type"] for b in receiver.bodies] == ["input.requested", "approval.resolved"]
+    assert {b["approval_id"] for b in receiver.bodies} == {task["metadata"]["airlock"]["inputRequestId"]}
     assert not any(s in json.dumps(receiver.bodies) for s in secrets_)
 
     fetched = await get_task(airlock, task["id"])

@@ -1,4 +1,5 @@
-"""The outbox worker: a builder that raises is a failed attempt with backoff, never a row stuck in its lease."""
+"""The outbox worker: a sender that raises is a failed attempt with backoff, never a row stuck in its lease;
+a row that used up its attempts is a dead letter."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from aiohttp import web
 
 from mesh.core.config import MeshConfig
 from mesh.delivery import outbox
-from mesh.delivery.outbox import Delivery, OutboxWorker, Undeliverable, backoff, running
+from mesh.delivery.outbox import Delivery, OutboxWorker, Undeliverable, backoff, posting, running
 from mesh.store.base import OutboxRecord
 from mesh.store.sqlite import SQLiteStore
 from mesh.wiring import Mesh
 from tests.conftest import listening
 
 
-async def test_a_builder_that_raises_counts_as_an_attempt_and_is_retried_later(
+async def test_a_sender_that_raises_counts_as_an_attempt_and_is_retried_later(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = SQLiteStore(tmp_path / "o.db")
@@ -34,17 +35,17 @@ async def test_a_builder_that_raises_counts_as_an_attempt_and_is_retried_later(
     async def broken(_row: OutboxRecord):  # type: ignore[no-untyped-def]
         raise KeyError("no such field")
 
-    worker = OutboxWorker(store, mesh.clock, mesh.events, {"broken": broken})
+    worker = OutboxWorker(store, mesh.clock, mesh.events, {"broken": posting(broken)})
     try:
-        async with running(worker):
+        async with worker.connected():
             with caplog.at_level(logging.ERROR, logger="airlock"):
                 await worker.run_once()
     finally:
         await store.close()
     with sqlite3.connect(tmp_path / "o.db") as conn:
         attempts, next_at, error = conn.execute("SELECT attempts, next_attempt_at, last_error FROM outbox").fetchone()
-    assert attempts == 1 and next_at == now + backoff(1) and error == "build failed: KeyError"
-    assert "building the delivery failed" in caplog.text
+    assert attempts == 1 and next_at == now + backoff(1) and error == "failed: KeyError"
+    assert "the delivery failed" in caplog.text
 
 
 async def test_a_worker_stops_when_cancelled_just_as_it_is_woken(tmp_path: Path) -> None:
@@ -103,7 +104,7 @@ async def test_a_batch_of_deliveries_is_recorded_in_one_write(tmp_path: Path) ->
         async def gone(_row: OutboxRecord) -> Delivery:
             raise Undeliverable("its subject is gone")
 
-        worker = OutboxWorker(store, mesh.clock, mesh.events, {"hook": to_hook, "gone": gone})
+        worker = OutboxWorker(store, mesh.clock, mesh.events, {"hook": posting(to_hook), "gone": posting(gone)})
         writes: list[bool] = []  # each write's durability
         real = store.transaction
 
@@ -144,10 +145,53 @@ async def test_a_backlog_larger_than_a_claim_is_sent_without_pausing(
             return Delivery(url=str(hook.server.make_url("/hook")), body=row.payload)
 
         try:
-            async with running(OutboxWorker(store, mesh.clock, mesh.events, {"hook": to_hook})):
+            async with running(OutboxWorker(store, mesh.clock, mesh.events, {"hook": posting(to_hook)})):
                 async with asyncio.timeout(10):  # far below the 60 s poll
                     while len(_attempted(tmp_path / "o.db")) < total:
                         await asyncio.sleep(0.01)
         finally:
             await store.close()
     assert sorted(b["n"] for b in hook.bodies) == list(range(total))
+
+
+async def test_a_receiver_that_keeps_failing_ends_a_dead_letter_that_can_be_retried(tmp_path: Path) -> None:
+    """With the clock moved past each backoff, every attempt is made and recorded; after the last one the row
+    is dead (never claimed again) until an admin retries it, and then it is sent."""
+    store = SQLiteStore(tmp_path / "o.db")
+    await store.open()
+    clock = [1000.0]
+    mesh = Mesh(store, MeshConfig(), clock=lambda: clock[0])
+    async with store.transaction() as tx:
+        await tx.enqueue("hook", {"tenant": "default", "n": 1}, not_before=clock[0])
+    failing = {"on": True}
+
+    class _Flaky:
+        hits = 0
+
+        async def handle(self, request: web.Request) -> web.Response:
+            self.hits += 1
+            return web.Response(status=500 if failing["on"] else 204)
+
+    async with listening(_Flaky()) as hook:
+
+        async def to_hook(row: OutboxRecord) -> Delivery:
+            return Delivery(url=str(hook.server.make_url("/hook")), body=row.payload)
+
+        worker = OutboxWorker(store, mesh.clock, mesh.events, {"hook": posting(to_hook)})
+        try:
+            async with worker.connected():  # no background loop: each claim is this test's
+                for attempt in range(1, outbox.MAX_ATTEMPTS + 1):
+                    assert await worker.run_once() == 1
+                    clock[0] += backoff(attempt)
+                assert await worker.run_once() == 0  # dead: never due again by itself
+                clock[0] += 10 * 365 * 86400
+                assert await worker.run_once() == 0
+                [dead] = await store.list_outbox("default", "dead")
+                assert dead.attempts == outbox.MAX_ATTEMPTS and dead.last_error == "HTTP 500"
+                assert hook.hits == outbox.MAX_ATTEMPTS
+                failing["on"] = False
+                assert await store.retry_outbox("default", dead.id, clock[0])
+                assert await worker.run_once() == 1
+                assert [e.id for e in await store.list_outbox("default", "delivered")] == [dead.id]
+        finally:
+            await store.close()
