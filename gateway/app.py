@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from gateway import openapi, routes_admin, routes_agents, routes_approvals, routes_messages, routes_observe
@@ -25,6 +27,9 @@ def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notificati
     app = web.Application(client_max_size=MAX_BODY, middlewares=[latency_middleware("gateway"), errors_middleware])
     app[MESH] = mesh
     app[VERIFIER] = verifier
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
     app.add_routes(routes_messages.routes)
     app.add_routes(routes_admin.routes)
     app.add_routes(routes_agents.routes)

@@ -1,23 +1,29 @@
 """The approvals API: ``/v1/approvals`` — list with run groups, create, resolve (by Bearer token
 or a signed link), bulk resolve. Same approvals as ``/messages/*``; a resolution through either is
-final for both. This surface answers a late resolution with 410 (a replay), as its clients expect."""
+final for both. This surface answers a late resolution with 410 (a replay), as its clients expect.
+
+A signed link (mailed by an email channel, sent by a webhook) answers a browser with HTML pages from
+``gateway/templates`` — a confirmation page for a GET, then a done, 410 or 401 page — and an API client with
+JSON, as before."""
 
 from __future__ import annotations
 
-import html
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
+from a2ui import field_ids
 from gateway.auth import bearer, require
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH
 from mesh.approvals.api import approval_public, persist_config
-from mesh.approvals.resolve import ResolveRequest, find_approval
+from mesh.approvals.resolve import Outcome, ResolveRequest, find_approval
 from mesh.credentials import verify
-from mesh.errors import Conflict, Gone, NotFound
-from mesh.store import PENDING
+from mesh.errors import Conflict, Gone, MeshError, NotFound
+from mesh.store import PENDING, ApprovalRecord
 
 routes = web.RouteTableDef()
 LIST_LIMIT = 10_000
@@ -86,45 +92,203 @@ def _check_link(request: web.Request, approval_id: str, signed: tuple[str, int, 
     return decision
 
 
+# ---------------------------------------------------------------- the pages a signed link opens
+
+PAGE_HEADERS = {
+    # the link is a credential: keep it out of caches and out of Referer headers; and never framed, so no
+    # other site can dress the one button up as something else
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+VERBS = {"approve": "Approve", "deny": "Deny"}
+
+
+def _accepts_html(request: web.Request) -> bool:
+    """Whether the client asks for a page (a browser does) rather than JSON; ``*/*`` asks for neither."""
+    html_q = json_q = 0.0
+    for item in request.headers.get("Accept", "").split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media in HTML_TYPES:
+            html_q = max(html_q, q)
+        elif media == "application/json":
+            json_q = max(json_q, q)
+    return html_q > 0 and html_q >= json_q
+
+
+async def _from_page(request: web.Request) -> bool:
+    """Whether the POST is the confirmation page's button (its form names itself), whatever it accepts."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return False
+    try:
+        form = await request.post()
+    except ValueError:
+        return False
+    return form.get("via") == "page"
+
+
+def _page(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC") if ts is not None else ""
+
+
+def _shown(approval: ApprovalRecord) -> dict[str, Any]:
+    """What a page shows of an approval (the template escapes every value)."""
+    public = approval_public(approval)
+    return {
+        "tool": approval.tool,
+        "target": public["command"] or public["path"],
+        "agent": public["agent"],
+        "policy": approval.policy,
+        "requested_by": approval.requested_by,
+        "message": approval.user_input,
+        "expires": _when(approval.expires_at),
+        "status": approval.status,
+    }
+
+
+def yes_no(approval: ApprovalRecord) -> bool:
+    """A hold answered by approve or deny alone: the only kind a link's button can resolve."""
+    return approval.kind == "approval" and field_ids(approval.form) == ["decision"]
+
+
+def _ended(approval: ApprovalRecord, now: float) -> tuple[str, str] | None:
+    """(headline, sentence) for an approval that no longer waits; None while it does."""
+    if approval.status == "expired" or (approval.status == PENDING and approval.expires_at <= now):
+        return "Expired", "This request expired before anyone decided. Nothing was run."
+    if approval.status == PENDING:
+        return None
+    by = f" by {approval.resolved_by}" if approval.resolved_by else ""
+    via = f" via {approval.surface.replace('_', ' ')}" if approval.surface else ""
+    at = f" at {_when(approval.resolved_at)}" if approval.resolved_at else ""
+    return f"Already {approval.status}", f"This request was already {approval.status}{by}{via}{at}."
+
+
+async def _error_page(request: web.Request, approval_id: str, exc: ApiError | MeshError) -> web.Response:
+    """A signed link's failure as a page. Only a link whose signature held (a 410, a 400) is told anything
+    about its approval."""
+    status = exc.status
+    approval = None
+    if status == 401:
+        headline, note = "This link is not valid", "The link is incomplete or was changed. Nothing was done."
+    elif status == 404:
+        headline, note = "Request not found", "There is no such request. Nothing was done."
+    elif status == 410:
+        approval = await find_approval(request.app[MESH].store, approval_id)
+        ended = _ended(approval, request.app[MESH].clock()) if approval is not None else None
+        if ended is not None:
+            headline, note = ended
+        else:
+            headline = "This link has expired"
+            note = "Nothing was done. The request may still be waiting: decide in the dashboard."
+    else:
+        headline, note = "Nothing was done", exc.message[:1].upper() + exc.message[1:] + "."
+    context = {"headline": headline, "note": note, "status": status, "approval": approval and _shown(approval)}
+    return _page(request, "link_error.html", context, status=status)
+
+
 @routes.get("/v1/approvals/{id}/resolve")
 async def confirm_page(request: web.Request) -> web.Response:
     """What a signed link opens: a page with one button. A GET never resolves (mail scanners fetch links)."""
     approval_id = request.match_info["id"]
-    signed = _signed(request)
-    if signed is None:
-        raise ApiError(401, "this page needs a signed link")
-    decision = _check_link(request, approval_id, signed)
-    approval = await find_approval(request.app[MESH].store, approval_id)
-    if approval is None:
-        raise ApiError(404, f"no approval {approval_id}")
-    verb = "Approve" if decision == "approve" else "Deny"
-    public = approval_public(approval)
-    target = public["command"] or public["path"] or ""
-    what = html.escape(f"{approval.tool or 'action'} {target}".strip())
-    reason = html.escape(approval.user_input or "")
-    action = html.escape(str(request.rel_url), quote=True)
-    if approval.status == PENDING:
-        form = f"<form method='post' action='{action}'><button type='submit'>{verb}</button></form>"
+    try:
+        signed = _signed(request)
+        if signed is None:
+            raise ApiError(401, "this page needs a signed link")
+        decision = _check_link(request, approval_id, signed)
+        approval = await find_approval(request.app[MESH].store, approval_id)
+        if approval is None:
+            raise ApiError(404, f"no approval {approval_id}")
+    except ApiError as exc:
+        if not _accepts_html(request):
+            raise
+        return await _error_page(request, approval_id, exc)
+    verb = VERBS.get(decision, "Decide")
+    ended = _ended(approval, request.app[MESH].clock())
+    if ended is not None:
+        headline, note = ended
+    elif not yes_no(approval):
+        headline = "Answer this request in the dashboard"
+        note = "It asks for more than a yes or no, which a link cannot carry."
     else:
-        form = "<p>This approval is no longer waiting for a decision.</p>"
-    body = (
-        "<!doctype html><html><head><meta charset='utf-8'><meta name='referrer' content='no-referrer'>"
-        "<title>Airlock approval</title></head><body>"
-        f"<h1>{verb} this request?</h1><p><code>{what}</code></p><p>{reason}</p>"
-        f"<p>Agent: {html.escape(str(public['agent'] or ''))}</p>"
-        f"<p>Status: {html.escape(approval.status)}</p>{form}</body></html>"
-    )
-    # the link is a credential: keep it out of caches and out of Referer headers
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-    return web.Response(text=body, content_type="text/html", headers=headers)
+        headline, note = f"{verb} this request?", ""
+    context = {
+        "verb": verb,
+        "decision": decision,
+        "can_decide": ended is None and yes_no(approval),
+        "headline": headline,
+        "note": note,
+        "approval": _shown(approval),
+        "action": str(request.rel_url),
+    }
+    return _page(request, "confirm.html", context)
 
 
 @routes.post("/v1/approvals/{id}/resolve")
 async def resolve_approval(request: web.Request) -> web.Response:
+    if "sig" in request.query:
+        return await _resolve_by_link(request)
     approval_id = request.match_info["id"]
     mesh = request.app[MESH]
-    signed = _signed(request)
-    if signed is not None:
+    principal = bearer(request)
+    body = await read_object(request)
+    approved = body.get("approved")
+    if not isinstance(approved, bool):
+        raise ApiError(400, "approved must be true or false", field="approved")
+    persist = body.get("persist", False)
+    if not isinstance(persist, bool):
+        raise ApiError(400, "persist must be true or false", field="persist")
+    persist = persist and approved  # a denial never writes a rule
+    if persist and not principal.is_admin:
+        raise ApiError(403, "persisting a rule needs the admin role", field="persist")
+    req = ResolveRequest(
+        ref=approval_id,
+        resolution={"decision": "approve" if approved else "deny"},
+        surface="api",
+        principal=principal,
+        resolved_by=_resolver(body),
+    )
+    if persist:
+        # checked before resolving, so a call that cannot become a rule is not approved half-way
+        found = await find_approval(mesh.store, approval_id)
+        if found is not None and found.tenant == principal.tenant and persist_config(found) is None:
+            raise ApiError(400, "persist needs a tool call with one exact command or path", field="persist")
+    outcome = await _resolve(request, req)
+    persisted = False
+    if persist and outcome.decision == "approve":
+        await mesh.approvals.persist_rule(outcome.approval, principal.sub)
+        persisted = True
+    return json_response(_answer(outcome, persisted))
+
+
+async def _resolve_by_link(request: web.Request) -> web.Response:
+    """A signed link's POST: JSON for an API client, a page for a browser (the confirmation page's button, or
+    any client that asks for HTML), failures included."""
+    approval_id = request.match_info["id"]
+    as_page = _accepts_html(request) or await _from_page(request)
+    try:
+        signed = _signed(request)
+        if signed is None:  # not reached: called only for a URL with a signature
+            raise ApiError(401, "the link's signature is not valid")
         decision = _check_link(request, approval_id, signed)
         body = await _link_body(request)
         if "persist" in request.query or body.get("persist") not in (None, False):
@@ -138,51 +302,44 @@ async def resolve_approval(request: web.Request) -> web.Response:
             preauthorized=True,
             resolved_by=_resolver(body) or "signed-link",
         )
-        persist = False
+        outcome = await _resolve(request, req)
+    except (ApiError, MeshError) as exc:
+        if not as_page:
+            raise
+        return await _error_page(request, approval_id, exc)
+    if not as_page:
+        return json_response(_answer(outcome, False))
+    approved = outcome.decision == "approve"
+    if approved:
+        note = f"The request was approved and the agent went ahead; its task is now {outcome.new_state}."
     else:
-        principal = bearer(request)
-        body = await read_object(request)
-        approved = body.get("approved")
-        if not isinstance(approved, bool):
-            raise ApiError(400, "approved must be true or false", field="approved")
-        persist = body.get("persist", False)
-        if not isinstance(persist, bool):
-            raise ApiError(400, "persist must be true or false", field="persist")
-        persist = persist and approved  # a denial never writes a rule
-        if persist and not principal.is_admin:
-            raise ApiError(403, "persisting a rule needs the admin role", field="persist")
-        req = ResolveRequest(
-            ref=approval_id,
-            resolution={"decision": "approve" if approved else "deny"},
-            surface="api",
-            principal=principal,
-            resolved_by=_resolver(body),
-        )
-        if persist:
-            # checked before resolving, so a call that cannot become a rule is not approved half-way
-            found = await find_approval(mesh.store, approval_id)
-            if found is not None and found.tenant == principal.tenant and persist_config(found) is None:
-                raise ApiError(400, "persist needs a tool call with one exact command or path", field="persist")
+        note = f"The request was denied and nothing was run; the task is now {outcome.new_state}."
+    context = {
+        "headline": "Approved" if approved else "Denied",
+        "tone": "good" if approved else "bad",
+        "note": note,
+        "approval": _shown(outcome.approval),
+    }
+    return _page(request, "done.html", context)
+
+
+async def _resolve(request: web.Request, req: ResolveRequest) -> Outcome:
     try:
-        outcome = await mesh.resolver.resolve(req)
+        return await request.app[MESH].resolver.resolve(req)
     except Conflict as exc:
         raise Gone(f"{exc.message} (a replay?)") from None
     except NotFound:
-        raise ApiError(404, f"no approval {approval_id}") from None
-    persisted = False
-    if persist and outcome.decision == "approve":
-        assert req.principal is not None  # a signed link never persists
-        await mesh.approvals.persist_rule(outcome.approval, req.principal.sub)
-        persisted = True
-    return json_response(
-        {
-            "id": outcome.approval.id,
-            "status": outcome.approval.status,
-            "approved": outcome.decision == "approve",
-            "persisted": persisted,
-            "task_state": outcome.new_state,
-        }
-    )
+        raise ApiError(404, f"no approval {req.ref}") from None
+
+
+def _answer(outcome: Outcome, persisted: bool) -> dict[str, Any]:
+    return {
+        "id": outcome.approval.id,
+        "status": outcome.approval.status,
+        "approved": outcome.decision == "approve",
+        "persisted": persisted,
+        "task_state": outcome.new_state,
+    }
 
 
 async def _link_body(request: web.Request) -> dict[str, Any]:
