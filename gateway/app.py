@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import openapi, routes_admin, routes_agents, routes_approvals, routes_messages, routes_observe
+from gateway import (
+    openapi,
+    routes_admin,
+    routes_agents,
+    routes_approvals,
+    routes_messages,
+    routes_observe,
+    routes_slack,
+)
 from gateway.errors import errors_middleware, json_response
 from gateway.keys import MESH, VERIFIER
 from mesh.auth import TokenVerifier
@@ -30,6 +38,7 @@ def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notificati
     app.add_routes(routes_agents.routes)
     app.add_routes(routes_approvals.routes)
     routes_observe.setup(app)
+    routes_slack.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi.openapi)
     if notifications:
