@@ -6,7 +6,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from gateway import openapi, routes_admin, routes_agents, routes_approvals, routes_messages, routes_observe
+from gateway import (
+    openapi,
+    routes_admin,
+    routes_agents,
+    routes_approvals,
+    routes_messages,
+    routes_observe,
+    routes_slack,
+)
 from gateway.errors import errors_middleware, json_response
 from gateway.keys import MESH, VERIFIER
 from mesh.auth import TokenVerifier
@@ -35,6 +43,7 @@ def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notificati
     app.add_routes(routes_agents.routes)
     app.add_routes(routes_approvals.routes)
     routes_observe.setup(app)
+    routes_slack.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi.openapi)
     if notifications:

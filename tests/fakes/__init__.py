@@ -1,0 +1,1 @@
+"""Stand-ins for outside services, each a real HTTP server on loopback."""
