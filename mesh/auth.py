@@ -104,10 +104,14 @@ class TokenVerifier:
             raise AuthError("invalid token: sub must be a non-empty string")
         if not isinstance(tenant, str) or not tenant:
             raise AuthError("invalid token: tenant must be a non-empty string")
-        if isinstance(roles, str):
-            roles = [roles]
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise AuthError("invalid token: roles must be a list of strings")
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise AuthError(f"invalid token: {name} must be a number")
+        # a role the server does not know, or none at all, grants nothing: such a token is refused outright
+        # rather than let through with whatever a missing check would allow (a bare string is not a list)
+        if not isinstance(roles, list) or not roles or not all(isinstance(r, str) and r in ROLES for r in roles):
+            raise AuthError(f"invalid token: roles must be a non-empty list of: {', '.join(sorted(ROLES))}")
         return Principal(sub=sub, tenant=tenant, roles=frozenset(roles)), float(claims["exp"])
 
     def verify_header(self, header: str | None) -> Principal:

@@ -298,6 +298,7 @@ class SQLiteStore(SqlStore):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         writer = _Writer(self.path)
         await writer.open()
         await writer.submit(lambda conn: (_migrate(conn), writer.sync_wal()))
@@ -470,6 +471,17 @@ class SQLiteStore(SqlStore):
             for row in rows:
                 await tx.defer("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (now + lease_s, row[0]))
         return [outbox_from_row(r) for r in rows]
+
+
+def _create_private(path: Path) -> None:
+    """A new database file is made readable by its owner alone (0600), like the key files beside it: it
+    holds the tasks, the audit trail and the sealed secrets. SQLite gives its WAL and shared-memory files
+    the database file's permissions."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

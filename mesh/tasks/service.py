@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from a2ui import redact
+from a2ui import DECISION_FIELD, redact
 from mesh.approvals.announce import announce
 from mesh.approvals.records import INPUT
 from mesh.approvals.resolve import Resolver, ResolveRequest
@@ -57,8 +57,17 @@ class TaskService:
             if pending is not None and pending.status == PENDING:
                 answer = form_answer(message)
                 async with self._pushes.from_send(task, params, new=False):
-                    if answer is not None and (
-                        pending.kind == INPUT or (principal.sub != pending.requested_by and principal.can_resolve)
+                    # a decision is always an attempt to resolve, so one the caller may not make is refused
+                    # as the gateway refuses it, never kept in the history as if it had been made
+                    if answer is not None and pending.kind != INPUT and principal.sub == pending.requested_by:
+                        if DECISION_FIELD in answer:  # the agent's own channel never confirms its own call
+                            raise rpc.RpcError(
+                                rpc.UNSUPPORTED_OPERATION,
+                                "the caller that caused this hold cannot resolve it; an approver resolves it",
+                                {"status": 403, "field": DECISION_FIELD},
+                            )
+                    elif answer is not None and (
+                        pending.kind == INPUT or DECISION_FIELD in answer or principal.can_resolve
                     ):
                         return await self._answer(principal, pending, answer)
                     return await self._note_while_held(task, message, pending.form)

@@ -61,6 +61,8 @@ def parse_envelope(body: Any) -> tuple[Id, str, dict[str, Any]]:
 
     The id is echoed even when the rest is invalid, so the caller can match the error to its request.
     """
+    if isinstance(body, list):
+        raise RpcError(INVALID_REQUEST, "Invalid Request: batches are not supported; send one request per call")
     if not isinstance(body, dict):
         raise RpcError(INVALID_REQUEST, "Invalid Request: the body must be a JSON object")
     request_id = body.get("id")
@@ -77,6 +79,25 @@ def parse_envelope(body: Any) -> tuple[Id, str, dict[str, Any]]:
     if not isinstance(params, dict):
         raise RpcError(INVALID_PARAMS, "Invalid params: params must be an object")
     return request_id, method, params
+
+
+MAX_DEPTH = 64
+"""How deeply a request may nest objects and arrays. A2A messages need a handful of levels; a deeper body
+is refused before anything reads it, so no validator or agent recurses through it."""
+
+
+def too_deep(body: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when ``body`` nests objects or arrays more than ``limit`` levels deep (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+    return False
 
 
 def safe_id(body: Any) -> Id:

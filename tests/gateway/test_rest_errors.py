@@ -94,6 +94,8 @@ async def test_wrong_method_is_json_405(airlock: Airlock, method: str, path: str
     resp = await airlock.gateway.request(method, path, headers=bearer())
     err = await error_of(resp, 405)
     assert err["code"] == "method_not_allowed"
+    allowed = {m.strip() for m in resp.headers["Allow"].split(",")}
+    assert allowed and method not in allowed and allowed <= {"GET", "POST", "HEAD"}
 
 
 @pytest.mark.parametrize(

@@ -326,3 +326,36 @@ async def test_stream_methods_are_declared_and_answer_as_event_streams(airlock: 
         assert events[-1]["result"]["status"]["state"] == "input-required"
     else:  # no task id in a message's params: a bad request, answered as the stream's one event
         assert [e["error"]["code"] for e in events] == [-32602]
+
+
+@pytest.mark.parametrize("method", ["message/send", "message/stream", "SendMessage", "tasks/get"])
+@pytest.mark.parametrize("depth", [65, 300, 1000])
+async def test_a_body_nested_too_deep_is_invalid_params_and_starts_nothing(
+    airlock: Airlock, method: str, depth: int
+) -> None:
+    nested = '{"n":' * depth + '"x"' + "}" * depth  # written out: too deep for json.dumps to encode
+    envelope = f'{{"jsonrpc": "2.0", "id": "deep", "method": "{method}", "params": {{"message": {{"metadata": '
+    raw = envelope + nested + "}}}"
+    headers = {**bearer(), "Content-Type": "application/json"}
+    resp = await airlock.mesh_client.post("/", data=raw.encode(), headers=headers)
+    assert resp.status == 200 and resp.content_type == "application/json"
+    reply = await resp.json()
+    assert reply["id"] == "deep" and reply["error"]["code"] == -32602
+    assert "nested deeper than 64" in reply["error"]["message"] and "Traceback" not in await resp.text()
+    listed = await airlock.rpc({"jsonrpc": "2.0", "id": 2, "method": "ListTasks", "params": {}})
+    assert listed["result"]["tasks"] == []  # nothing was created, announced or not
+
+
+async def test_a_body_at_the_depth_limit_is_read(airlock: Airlock) -> None:
+    nested: Any = "x"
+    for _ in range(58):  # the envelope, params, message and metadata take the other levels
+        nested = {"n": nested}
+    body = guide_message("hello there")
+    body["params"]["message"]["metadata"] = {"deep": nested}
+    resp = await airlock.mesh_client.post("/", json=body, headers=bearer())
+    assert (await resp.json())["result"]["kind"] == "task"
+
+
+async def test_a_batch_is_refused_clearly(airlock: Airlock) -> None:
+    err = await rpc_error(airlock, [guide_message("one"), guide_message("two")], expect_id=None)
+    assert err["code"] == -32600 and "batches are not supported" in err["message"]

@@ -264,18 +264,33 @@ async def test_requesters_follow_up_does_not_resolve_a_hold(airlock: Airlock) ->
         still = reply["result"]
         assert still["id"] == task["id"]
         assert still["status"]["state"] == "input-required"
+    # a decision the requester states is refused, as the gateway's 403, and is not kept as if it were made
     data = {"kind": "data", "data": {"decision": "approve"}}
     body = guide_message("x", taskId=task["id"], contextId=task["contextId"], parts=[data])
-    assert (await airlock.rpc(body, agent))["result"]["status"]["state"] == "input-required"
+    refused = (await airlock.rpc(body, agent))["error"]
+    assert refused["data"]["status"] == 403 and "cannot resolve" in refused["message"]
     got = (await airlock.rpc(get(task["id"]), agent))["result"]
     assert got["status"]["state"] == "input-required"
-    assert len(got["history"]) == 6
+    assert len(got["history"]) == 5
+    assert not any(p.get("data") == {"decision": "approve"} for m in got["history"] for p in m["parts"])
     assert await pending_ids(airlock) == [task["id"]]
     assert await airlock.executions() == 0
     resp = await airlock.resolve(task["id"], {"decision": "approve"})
     assert resp.status == 200
     assert (await resp.json())["new_state"] == "completed"
     assert await airlock.executions() == 1
+
+
+async def test_an_agent_that_may_approve_cannot_approve_its_own_hold_over_a2a(airlock: Airlock) -> None:
+    await airlock.add_policy()
+    agent = bearer("agent-8", "agent", "approver")
+    task = await airlock.hold(headers=agent)
+    body = guide_message(
+        "x", taskId=task["id"], contextId=task["contextId"], parts=[{"kind": "data", "data": {"decision": "approve"}}]
+    )
+    refused = (await airlock.rpc(body, agent))["error"]
+    assert refused["data"]["status"] == 403 and "cannot resolve it" in refused["message"]
+    assert await pending_ids(airlock) == [task["id"]] and await airlock.executions() == 0
 
 
 async def test_approver_follow_up_over_a2a_does_not_resolve_either(airlock: Airlock) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 from mesh.store import ChannelRecord, OutboxAttempt, Store
+from mesh.store.sqlite import SQLiteStore
 
 
 async def test_a_channel_keeps_its_events_and_its_config_can_be_replaced(store: Store) -> None:
@@ -60,3 +64,15 @@ async def test_dead_letters_are_listed_per_tenant_and_retried(store: Store) -> N
     assert pending.id == ids[1] and pending.attempts == 0 and pending.dead_at is None
     [again] = await store.claim_outbox(20.0, limit=10)
     assert again.id == ids[1] and again.attempts == 0
+
+
+async def test_a_new_sqlite_file_and_its_wal_are_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "private.db")
+    await store.open()
+    try:
+        async with store.transaction() as tx:
+            await tx.enqueue("notify", {"tenant": "t1"}, not_before=1.0)
+        for name in ("private.db", "private.db-wal", "private.db-shm"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    finally:
+        await store.close()
