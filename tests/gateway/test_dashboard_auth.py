@@ -228,3 +228,44 @@ async def test_an_approver_streams_the_tenant_s_approval_events_only(airlock: Ai
     assert "event: approval.created" in text and task["id"] in text
     assert "task.updated" not in text
     resp.close()
+
+
+async def test_what_an_agent_or_user_wrote_is_escaped_in_the_pages(airlock: Airlock) -> None:
+    await airlock.add_policy()
+    evil = "Delete expired <img src=x onerror=alert(1)> records"
+    task = await airlock.hold(evil, headers=bearer("carol", "agent"))
+    gw = airlock.gateway
+    await sign_in(gw, make_token("alice", "approver"))
+    queue = await (await gw.get("/dashboard")).text()
+    assert "<img src=x" not in queue and "&lt;img src=x onerror=alert(1)&gt;" in queue
+    approval = task["metadata"]["airlock"]["approvalId"]
+    fragment = await gw.get(f"/dashboard/cards/{approval}")
+    assert fragment.status == 200
+    html = await fragment.text()
+    assert f'data-approval-id="{approval}"' in html and "<img src=x" not in html
+    assert (await gw.get("/dashboard/cards/no-such-id")).status == 404
+
+
+async def test_history_and_policies_pages(airlock: Airlock) -> None:
+    await airlock.add_policy()
+    task = await airlock.hold(headers=bearer("carol", "agent"))
+    resp = await airlock.resolve(task["id"], {"decision": "deny"}, headers=bearer("bob", "approver"))
+    assert resp.status == 200
+    gw = airlock.gateway
+    await sign_in(gw, make_token("alice", "approver"))
+    approval = task["metadata"]["airlock"]["approvalId"]
+    history = await (await gw.get("/dashboard/history")).text()
+    assert f'<tr data-approval-id="{approval}">' in history and "denied" in history and "bob" in history
+    assert approval not in await (await gw.get("/dashboard/history?outcome=approved")).text()
+    assert approval in await (await gw.get("/dashboard/history?who=BO&surface=api")).text()
+    assert (await gw.get("/dashboard/policies")).status == 403  # an approver's session
+    await sign_in(gw, make_token("root", "admin"))
+    policies = await (await gw.get("/dashboard/policies")).text()
+    assert 'data-policy="bulk_ops_approval"' in policies and "Always allow" in policies
+
+
+async def test_with_auth_off_the_dashboard_is_the_local_operator_s(tmp_path: Path) -> None:
+    async with start_airlock(tmp_path, auth=False) as airlock:
+        resp = await airlock.gateway.get("/dashboard", allow_redirects=False)
+        assert resp.status == 200
+        assert "operator · default" in await resp.text()
