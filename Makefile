@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint bench wrk install install-test clean
+.PHONY: serve test lint bench wrk chromium install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ serve: install
 wrk:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
-test: install-test wrk
+# Debian's Chromium runs the dashboard's browser tests (Playwright drives it; it never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: install-test wrk chromium
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest

@@ -15,6 +15,8 @@ from gateway import (
     routes_observe,
     routes_slack,
 )
+from gateway.auth import session_middleware
+from gateway.dashboard import routes as dashboard
 from gateway.errors import errors_middleware, json_response
 from gateway.keys import MESH, VERIFIER
 from mesh.auth import TokenVerifier
@@ -32,7 +34,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notifications: bool = True) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[latency_middleware("gateway"), errors_middleware])
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[latency_middleware("gateway"), errors_middleware, session_middleware],
+    )
     app[MESH] = mesh
     app[VERIFIER] = verifier
     aiohttp_jinja2.setup(
@@ -44,6 +49,7 @@ def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notificati
     app.add_routes(routes_approvals.routes)
     routes_observe.setup(app)
     routes_slack.setup(app)
+    dashboard.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi.openapi)
     if notifications:

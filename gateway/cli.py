@@ -1,4 +1,5 @@
-"""The ``airlock`` command: ``serve`` runs the mesh and the gateway; ``token`` prints a JWT; ``approvals``
+"""The ``airlock`` command: ``serve`` runs the mesh and the gateway; ``token`` prints a JWT; ``login-link``
+prints a single-use dashboard sign-in URL; ``approvals``
 and ``audit`` (:mod:`gateway.cli_client`) list and resolve approvals and check the audit trail.
 
 Every ``serve`` option also reads an ``AIRLOCK_*`` environment variable (the flag wins).
@@ -140,6 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--jwt-secret", default=env("JWT_SECRET"))
     token.add_argument("--audience", default=env("JWT_AUDIENCE"))
     token.add_argument("--issuer", default=env("JWT_ISSUER"))
+    link = sub.add_parser(
+        "login-link", help="print a single-use URL that signs in to the dashboard (valid 10 minutes)"
+    )
+    link.add_argument("--sub", required=True)
+    link.add_argument("--tenant", default="default")
+    link.add_argument(
+        "--role",
+        action="append",
+        choices=["approver", "admin"],
+        dest="roles",
+        help="repeat for both (default: approver)",
+    )
+    link.add_argument(
+        "--session", type=duration, default=duration("8h"), help="how long the session lasts once signed in (8h)"
+    )
+    link.add_argument(
+        "--gateway-url",
+        default=env("GATEWAY_URL"),
+        help="the gateway's URL as people reach it (default http://127.0.0.1:$AIRLOCK_GATEWAY_PORT or 8081)",
+    )
     from gateway.cli_client import add_commands
 
     add_commands(sub, env, home)
@@ -158,6 +179,24 @@ def cmd_token(args: argparse.Namespace) -> int:
             issuer=args.issuer,
         )
     )
+    return 0
+
+
+def cmd_login_link(args: argparse.Namespace) -> int:
+    from gateway.dashboard.sessions import make_link_token
+    from gateway.settings import load_or_create_key
+
+    # the server's callback key (made once in $AIRLOCK_HOME) signs the link, under a key derived for links only
+    key = load_or_create_key(home() / "callback.key")
+    try:
+        roles = args.roles or ["approver"]
+        token = make_link_token(key, args.sub, tenant=args.tenant, roles=roles, session_s=args.session)
+    except ValueError as exc:
+        print(f"airlock login-link: {exc}", file=sys.stderr)
+        return 2
+    base = (args.gateway_url or f"http://127.0.0.1:{env('GATEWAY_PORT', '8081') or '8081'}").rstrip("/")
+    print(f"airlock: using AIRLOCK_HOME={home().resolve()}", file=sys.stderr)
+    print(f"{base}/dashboard/login/link?t={token}")
     return 0
 
 
@@ -182,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "token":
         return cmd_token(args)
+    if args.command == "login-link":
+        return cmd_login_link(args)
     if args.command in ("approvals", "audit"):
         from gateway.cli_client import run
 

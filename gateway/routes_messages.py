@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.auth import bearer, has_bearer, require
+from gateway.auth import bearer, has_bearer, require, surface_of
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH
 from mesh.approvals.resolve import ResolveRequest
@@ -85,7 +85,10 @@ async def resolve(request: web.Request) -> web.Response:
         )
     else:
         req = ResolveRequest(
-            ref=request.match_info["id"], resolution=body["resolution"], surface="api", principal=bearer(request)
+            ref=request.match_info["id"],
+            resolution=body["resolution"],
+            surface=surface_of(request),
+            principal=bearer(request),
         )
     outcome = await request.app[MESH].resolver.resolve(req)
     return json_response(

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from gateway.auth import require
 from gateway.errors import json_response, query_int
-from gateway.keys import MESH
+from gateway.keys import MESH, VERIFIER
 from mesh import metrics
 from mesh.core.events import Event
 from mesh.store import Store, iso
@@ -37,6 +37,8 @@ HEARTBEAT_S = web.AppKey("events_heartbeat_s", float)
 """Seconds between heartbeat comments on an idle event stream (default 15)."""
 
 STREAM_KINDS = frozenset({"approval.created", "approval.resolved", "approval.expired", "task.updated"})
+APPROVER_KINDS = frozenset({"approval.created", "approval.resolved", "approval.expired"})
+"""What an approver (not an admin) sees on the stream: the tenant's approvals coming and going."""
 STREAMS = web.AppKey("event_streams", set)
 """The open streams' queues, told to finish when the app shuts down."""
 CLOSING = Event(kind="stream.closing", tenant="", subject="")
@@ -88,7 +90,7 @@ async def _close_streams(app: web.Application) -> None:
             queue.put_nowait(CLOSING)
 
 
-async def _wait(queue: asyncio.Queue[Event], tenant: str, timeout: float) -> str:
+async def _wait(queue: asyncio.Queue[Event], tenant: str, timeout: float, kinds: frozenset[str]) -> str:
     """``"event"`` when an event of ``tenant`` arrived within ``timeout``, else ``"idle"``; ``"closing"``
     when the app is shutting down."""
     deadline = time.monotonic() + timeout
@@ -103,7 +105,7 @@ async def _wait(queue: asyncio.Queue[Event], tenant: str, timeout: float) -> str
             return "idle"
         if event is CLOSING:
             return "closing"
-        if event.tenant == tenant and event.kind in STREAM_KINDS:
+        if event.tenant == tenant and event.kind in kinds:
             while not queue.empty():  # one re-read covers everything queued so far
                 if queue.get_nowait() is CLOSING:
                     return "closing"
@@ -112,8 +114,10 @@ async def _wait(queue: asyncio.Queue[Event], tenant: str, timeout: float) -> str
 
 @routes.get("/v1/events/stream")
 async def events_stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events of the caller's tenant: each event's ``id:`` is its seq in the event log."""
-    principal = require(request, "admin")
+    """Server-Sent Events of the caller's tenant: each event's ``id:`` is its seq in the event log. An admin
+    sees every kind; an approver the approvals' events (the dashboard's queue follows them)."""
+    principal = require(request, "admin", "approver")
+    kinds = STREAM_KINDS if principal.is_admin or request.app[VERIFIER] is None else APPROVER_KINDS
     mesh = request.app[MESH]
     tenant = principal.tenant
     heartbeat = float(request.app.get(HEARTBEAT_S, HEARTBEAT_DEFAULT_S))
@@ -133,11 +137,11 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
                 rows = await mesh.store.events_after(tenant, after, REPLAY_BATCH)
                 for row in rows:
                     after = row.seq
-                    if row.kind in STREAM_KINDS:
+                    if row.kind in kinds:
                         await resp.write(sse_event(row))
                 if len(rows) == REPLAY_BATCH:
                     continue
-                woke = await _wait(queue, tenant, heartbeat)
+                woke = await _wait(queue, tenant, heartbeat, kinds)
                 if woke == "closing":
                     break
                 if woke == "idle":

@@ -237,6 +237,18 @@ class AuditRecord:
     hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A dashboard session: kept by the SHA-256 of its cookie's token (the token itself is never stored)."""
+
+    token_hash: str
+    tenant: str
+    sub: str
+    roles: tuple[str, ...]
+    created_at: float
+    expires_at: float
+
+
 def audit_hash(prev_hash: str, at: float, tenant: str, kind: str, actor: str, subject: str, detail: Any) -> str:
     """Each audit entry commits to the one before it, so an edited row breaks the chain after it."""
     body = dumps([prev_hash, round(at, 6), tenant, kind, actor, subject, detail])
@@ -487,6 +499,24 @@ class Store(ABC):
     async def retry_outbox(self, tenant: str, row_id: int, now: float) -> bool:
         """Make the tenant's undelivered row due now, with its attempts counted afresh; False when there is no
         such row (or it was delivered)."""
+
+    # dashboard sessions and single-use login links
+    @abstractmethod
+    async def create_session(self, session: SessionRecord, now: float) -> None:
+        """Keep a new session (and drop the sessions that have expired by ``now``)."""
+
+    @abstractmethod
+    async def get_session(self, token_hash: str, now: float) -> SessionRecord | None:
+        """The session kept under ``token_hash``, None when there is none or it expired by ``now``."""
+
+    @abstractmethod
+    async def delete_session(self, token_hash: str) -> bool: ...
+
+    @abstractmethod
+    async def use_login_link(self, link_id: str, now: float, expires_at: float) -> bool:
+        """Record a login link's id as used: True for the one caller whose insert landed, False when it was
+        used before (one conditional insert; ids past their ``expires_at`` are dropped, the link itself is
+        refused by then)."""
 
     # audit
     @abstractmethod

@@ -180,6 +180,24 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (approval_id, channel)
         )""",
     ],
+    [
+        # dashboard sessions, kept by the SHA-256 of the cookie's token; ended by logout or their expiry
+        """CREATE TABLE IF NOT EXISTS dashboard_sessions (
+            token_hash TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            sub TEXT NOT NULL,
+            roles TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS dashboard_sessions_expiry ON dashboard_sessions (expires_at)",
+        # the ids of login links already used (single use: one conditional insert)
+        """CREATE TABLE IF NOT EXISTS login_links (
+            id TEXT PRIMARY KEY,
+            used_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

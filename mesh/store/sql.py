@@ -21,8 +21,10 @@ from .base import (
     OutboxEntry,
     PushConfigRecord,
     RunGrant,
+    SessionRecord,
     Store,
     TaskRecord,
+    dumps,
     loads,
 )
 from .rows import (
@@ -256,6 +258,50 @@ class SqlStore(Store):
             "events": row["channel_events"],
         }
         return approval_from_row(row), channel_from_row(joined)
+
+    async def create_session(self, session: SessionRecord, now: float) -> None:
+        async with self.transaction() as tx:
+            await tx.execute("DELETE FROM dashboard_sessions WHERE expires_at <= ?", (now,))
+            await tx.execute(
+                "INSERT INTO dashboard_sessions (token_hash, tenant, sub, roles, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    session.token_hash,
+                    session.tenant,
+                    session.sub,
+                    dumps(list(session.roles)),
+                    session.created_at,
+                    session.expires_at,
+                ),
+            )
+
+    async def get_session(self, token_hash: str, now: float) -> SessionRecord | None:
+        row = await self._one(
+            "SELECT * FROM dashboard_sessions WHERE token_hash = ? AND expires_at > ?", (token_hash, now)
+        )
+        if row is None:
+            return None
+        return SessionRecord(
+            token_hash=row["token_hash"],
+            tenant=row["tenant"],
+            sub=row["sub"],
+            roles=tuple(loads(row["roles"])),
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+        )
+
+    async def delete_session(self, token_hash: str) -> bool:
+        async with self.transaction() as tx:
+            return await tx.execute("DELETE FROM dashboard_sessions WHERE token_hash = ?", (token_hash,)) == 1
+
+    async def use_login_link(self, link_id: str, now: float, expires_at: float) -> bool:
+        async with self.transaction() as tx:
+            await tx.execute("DELETE FROM login_links WHERE expires_at <= ?", (now,))
+            inserted = await tx.execute(
+                "INSERT INTO login_links (id, used_at, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (link_id, now, expires_at),
+            )
+        return inserted == 1
 
     async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         rows = await self._all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
