@@ -194,6 +194,9 @@ def start_airlock(
             "12h",
             "--log-level",
             "WARNING",
+            # the scenarios hold 100 000 tasks in one tenant: no queue limit
+            "--max-pending",
+            "1000000000",
         ]
         if store:
             argv += ["--store", store]

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pending",
         type=bounded_int(1, 10**9),
         default=env("MAX_PENDING", "10000") or "10000",
-        help="the approvals API answers 503 past this many pending approvals (default 10000)",
+        help="pending approvals a tenant may hold; past it a hold (A2A or approvals API) is refused (default 10000)",
     )
     flag(
         serve,

@@ -43,3 +43,11 @@ class Gone(MeshError):
 
 class Unavailable(MeshError):
     status, code = 503, "unavailable"
+
+
+class QueueFull(Unavailable):
+    """A tenant already has ``limit`` approvals pending: the hold is refused, nothing is written."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the approval queue is full ({limit} pending)")
+        self.limit = limit

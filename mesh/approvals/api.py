@@ -17,7 +17,7 @@ from mesh.approvals.resolve import Resolver, ResolveRequest
 from mesh.auth import Principal
 from mesh.core.kernel import Core
 from mesh.core.taskstate import GUARD, allow_parts, new_task, set_state
-from mesh.errors import Conflict, Forbidden, Gone, InvalidInput, Unavailable
+from mesh.errors import Conflict, Forbidden, Gone, InvalidInput
 from mesh.policy import Action, Decision, Enforcement, Policy, ScopeType
 from mesh.policy.builtin_plugins import call_paths, exec_command
 from mesh.store import PENDING, ApprovalRecord, TaskRecord, iso
@@ -162,9 +162,6 @@ class ApprovalsApi:
                 run_id=run_id,
                 audit=("policy.allowed", principal.sub),
             )
-        _, total = await self._store.list_pending(principal.tenant, session_id=None, now=now, limit=1, offset=0)
-        if total >= self._config.max_pending:
-            raise Unavailable(f"the approval queue is full ({self._config.max_pending} pending)")
         policy = Policy(
             tenant=principal.tenant,
             name=API_POLICY,

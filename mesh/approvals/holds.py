@@ -1,9 +1,17 @@
 """Holding a call for a person: one transaction writes the task in ``input-required`` with its Form, the
 approval, the notifications for the policy's channels and the decision's audit entry, so a crash between
-the hold and its notification loses neither."""
+the hold and its notification loses neither.
+
+A tenant holds at most ``max_pending`` approvals at once, whichever surface made them (a turn over A2A, the
+approvals API): past it a hold is refused with :class:`~mesh.errors.QueueFull` before anything is written.
+Holds being written by this process count too, so a burst of concurrent turns cannot slip past the limit
+between the count and the commit (another replica's in-flight holds are not seen: the limit is exact per
+process and may be passed by at most the holds in flight on the others).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from a2ui import form_part
@@ -14,6 +22,7 @@ from mesh.core.changes import TaskChanges, audit_decision
 from mesh.core.config import MAX_TIMEOUT_S, MeshConfig
 from mesh.core.taskstate import set_state, write_task
 from mesh.delivery.channels.base import REQUESTED
+from mesh.errors import QueueFull
 from mesh.policy import Action, Decision
 from mesh.store import Store, TaskRecord, iso
 from mesh.wire.models import TaskState
@@ -24,6 +33,13 @@ class Holds:
         self._store = store
         self._config = config
         self._changes = changes
+        self._in_flight: Counter[str] = Counter()  # holds being written, per tenant
+
+    async def _check_room(self, tenant: str, now: float) -> None:
+        """Refuse when the tenant's pending approvals (and this process's holds in flight) reach the limit."""
+        _, total = await self._store.list_pending(tenant, session_id=None, now=now, limit=1, offset=0)
+        if total + self._in_flight[tenant] - 1 >= self._config.max_pending:
+            raise QueueFull(self._config.max_pending)
 
     async def hold(
         self,
@@ -38,6 +54,28 @@ class Holds:
         run_id: str | None = None,
     ) -> dict[str, Any]:
         """Hold ``action`` under ``decision``'s policy; returns the held task as the wire shows it."""
+        tenant = task.tenant
+        self._in_flight[tenant] += 1
+        try:
+            await self._check_room(tenant, now)
+            return await self._hold(principal, task, user_msg, action, decision, now, new=new, run_id=run_id)
+        finally:
+            self._in_flight[tenant] -= 1
+            if not self._in_flight[tenant]:
+                del self._in_flight[tenant]
+
+    async def _hold(
+        self,
+        principal: Principal,
+        task: TaskRecord,
+        user_msg: dict[str, Any],
+        action: Action,
+        decision: Decision,
+        now: float,
+        *,
+        new: bool,
+        run_id: str | None,
+    ) -> dict[str, Any]:
         policy = decision.policy
         assert policy is not None
         timeout = min(decision.timeout_s or self._config.approval_timeout_s, MAX_TIMEOUT_S)

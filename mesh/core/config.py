@@ -16,7 +16,7 @@ class MeshConfig:
     gateway_url: str = "http://127.0.0.1:8081"
     agent_timeout_s: float = 30.0  # how long a downstream agent may take to answer
     push_allow_private: bool = False
-    max_pending: int = 10_000  # the approvals API answers 503 past this many pending approvals
+    max_pending: int = 10_000  # per tenant: a hold past this many pending approvals is refused (QueueFull)
     # A turn that leaves nobody waiting (allowed, blocked, answered by an agent) is answered only once it is
     # on disk. Off, it is answered once written, and reaches the disk with the next synced write (a hold, a
     # resolution) or SQLite's next checkpoint: a killed process loses none of it, a power loss may lose the

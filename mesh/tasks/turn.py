@@ -20,6 +20,7 @@ from mesh.auth import Principal
 from mesh.core.changes import audit_decision
 from mesh.core.kernel import Core
 from mesh.core.taskstate import GUARD, allow_parts, set_state, text_parts, write_task
+from mesh.errors import QueueFull
 from mesh.policy import Action, Enforcement
 from mesh.store import ApprovalRecord, TaskRecord
 from mesh.tasks.calls import run_of, tool_call
@@ -34,6 +35,16 @@ def context_of(task: TaskRecord, sender: str) -> TurnContext:
         task_id=task.id, context_id=task.context_id, tenant=task.tenant, sender=sender, metadata=dict(task.metadata)
     )
 
+
+
+def queue_full(exc: QueueFull) -> rpc.RpcError:
+    """A hold refused because the tenant's queue is full, as an A2A error: nothing was written, the caller
+    may try again once approvers have worked the queue down."""
+    return rpc.RpcError(
+        rpc.QUEUE_FULL,
+        f"Approval queue full: {exc.message}; the call was not held, try again later",
+        {"status": 503, "code": "queue_full", "maxPending": exc.limit},
+    )
 
 class Turn:
     def __init__(self, core: Core, holds: Holds, input_requests: InputRequests) -> None:
@@ -123,7 +134,12 @@ class Turn:
                 else None
             )
             if grant is None:
-                return await self._holds.hold(principal, task, user_msg, action, decision, now, new=new, run_id=run_id)
+                try:
+                    return await self._holds.hold(
+                        principal, task, user_msg, action, decision, now, new=new, run_id=run_id
+                    )
+                except QueueFull as exc:
+                    raise queue_full(exc) from None
             # a person bulk-approved this run: the hold is approved at creation, and the audit trail says so
             decision = replace(
                 decision, enforcement=Enforcement.ALLOW, reason=f"run grant {grant.run_id} by {grant.granted_by}"

@@ -23,6 +23,9 @@ UNSUPPORTED_OPERATION = -32004
 CONTENT_TYPE_NOT_SUPPORTED = -32005
 INVALID_AGENT_RESPONSE = -32006
 EXTENDED_CARD_NOT_CONFIGURED = -32007
+# Airlock's own, in the range JSON-RPC leaves to the server (-32000 to -32099), clear of A2A's
+RATE_LIMITED = -32029  # HTTP 429: too many requests from this caller; data carries retryAfter (seconds)
+QUEUE_FULL = -32053  # the tenant's approval queue is full (--max-pending): the call was not held
 
 Id = str | int | None
 M = TypeVar("M", bound=BaseModel)
