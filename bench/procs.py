@@ -194,9 +194,14 @@ def start_airlock(
             "12h",
             "--log-level",
             "WARNING",
-            # the scenarios hold 100 000 tasks in one tenant: no queue limit
+            # the scenarios hold 100 000 tasks in one tenant and drive one principal as hard as they can:
+            # no queue limit and no rate limits
             "--max-pending",
             "1000000000",
+            "--rate-limit",
+            "off",
+            "--attempt-limit",
+            "off",
         ]
         if store:
             argv += ["--store", store]

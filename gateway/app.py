@@ -19,6 +19,7 @@ from gateway.auth import session_middleware
 from gateway.dashboard import routes as dashboard
 from gateway.errors import errors_middleware, json_response
 from gateway.keys import MESH, VERIFIER
+from gateway.limits import gateway_limits
 from mesh.auth import TokenVerifier
 from mesh.delivery.notify import notification_worker
 from mesh.delivery.outbox import worker_ctx
@@ -36,7 +37,12 @@ async def healthz(request: web.Request) -> web.Response:
 def create_gateway_app(mesh: Mesh, verifier: TokenVerifier | None, *, notifications: bool = True) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[latency_middleware("gateway"), errors_middleware, session_middleware],
+        middlewares=[
+            gateway_limits(mesh, verifier, MAX_BODY),
+            latency_middleware("gateway"),
+            errors_middleware,
+            session_middleware,
+        ],
     )
     app[MESH] = mesh
     app[VERIFIER] = verifier

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gateway.settings import env, env_flag, home, jwt_secret
 from mesh.auth import ROLES, issue_token
+from mesh.limits import Rate, parse_rate
 from mesh.policy import parse_duration
 
 
@@ -42,6 +43,13 @@ def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
 
 
 port = bounded_int(1, 65535)
+
+
+def rate(value: str) -> Rate | None:
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def flag(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, option: str, help: str) -> None:
@@ -122,6 +130,40 @@ def build_parser() -> argparse.ArgumentParser:
         type=bounded_int(1, 10**9),
         default=env("MAX_PENDING", "10000") or "10000",
         help="pending approvals a tenant may hold; past it a hold (A2A or approvals API) is refused (default 10000)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=bounded_int(16, 10**7),
+        default=env("MAX_CONNECTIONS", "10000") or "10000",
+        help="open connections per process, both ports together; past it a connection is answered 503 and "
+        "closed (default 10000, lowered to fit the descriptor limit)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=duration,
+        default=env("HEADER_TIMEOUT", "10s") or "10s",
+        help="a request's header must arrive within this of the connection opening (or of its first byte "
+        "between requests), else 408 and closed (default 10s)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=duration,
+        default=env("IDLE_TIMEOUT", "75s") or "75s",
+        help="a kept-alive connection idle this long is closed (default 75s)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        type=rate,
+        default=env("RATE_LIMIT", "200/s:400") or "200/s:400",
+        help="requests per caller on each port (its principal, else its address, bad tokens included): "
+        "50/s, 600/m, 50/s:100 (burst 100), or off; past it 429 with Retry-After (default 200/s:400)",
+    )
+    serve.add_argument(
+        "--attempt-limit",
+        type=rate,
+        default=env("ATTEMPT_LIMIT", "10/m:10") or "10/m:10",
+        help="callback-token and signed-link attempts on one approval, from anyone: past it 429 "
+        "(default 10/m:10), or off",
     )
     flag(
         serve,

@@ -23,6 +23,7 @@ REASONS = {
     410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
     503: "unavailable",
 }
 
@@ -82,6 +83,9 @@ async def errors_middleware(
         if "Allow" in exc.headers:  # a 405 names the methods the path takes (RFC 9110)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except ConnectionResetError:  # the client went away mid-request (e.g. mid-body): nobody to answer
+        log.debug("client went away during %s %s", request.method, request.path)
+        return error_response(400, "the client closed the connection")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal error", code="internal")

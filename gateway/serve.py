@@ -18,6 +18,15 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import create_gateway_app
+from gateway.connections import (
+    AcceptErrors,
+    ConnectionLimits,
+    Gate,
+    GuardedSite,
+    connection_cap,
+    raise_descriptor_limit,
+    runner_for,
+)
 from gateway.settings import home, make_verifier, mesh_config
 from mesh.a2a.app import create_mesh_app
 from mesh.agents.base import AgentRegistry
@@ -66,15 +75,49 @@ def build_apps(args: argparse.Namespace) -> tuple[list[tuple[web.Application, in
     return apps, mesh_url, config.gateway_url
 
 
-async def serve(args: argparse.Namespace) -> None:
-    apps, mesh_url, gateway_url = build_apps(args)
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    return ConnectionLimits(
+        max_connections=args.max_connections, header_timeout=args.header_timeout, idle_timeout=args.idle_timeout
+    )
+
+
+async def start_sites(
+    apps: list[tuple[web.Application, int]], host: str, limits: ConnectionLimits
+) -> tuple[list[web.AppRunner], Gate]:
+    """Set up each app's runner and listen on its port, every connection through one gate (the process's
+    cap). The descriptor limit is raised first, and the cap kept under it. On failure, what was set up is
+    left in the list for the caller to clean up."""
+    soft, hard = raise_descriptor_limit()
+    cap = connection_cap(limits.max_connections, soft)
+    if cap < limits.max_connections:
+        log.warning(
+            "--max-connections %d lowered to %d: the process may open %d descriptors (hard limit %s)",
+            limits.max_connections,
+            cap,
+            soft,
+            hard,
+        )
+    gate = Gate(cap)
     runners: list[web.AppRunner] = []
     try:
         for app, port in apps:
-            runner = web.AppRunner(app, access_log=None)
+            runner = runner_for(app, limits)
             runners.append(runner)
             await runner.setup()
-            await web.TCPSite(runner, args.host, port).start()
+            await GuardedSite(runner, host, port, gate=gate, limits=limits).start()
+    except BaseException:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        raise
+    return runners, gate
+
+
+async def serve(args: argparse.Namespace) -> None:
+    apps, mesh_url, gateway_url = build_apps(args)
+    accept_errors = AcceptErrors(asyncio.get_running_loop()).install()
+    runners: list[web.AppRunner] = []
+    try:
+        runners, _ = await start_sites(apps, args.host, connection_limits(args))
         if args.auth == "none":
             log.warning(
                 "AUTH IS OFF (--auth none): anyone who can reach these ports can send and resolve. Development only."
@@ -96,3 +139,4 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+        accept_errors.uninstall()

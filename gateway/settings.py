@@ -100,4 +100,6 @@ def mesh_config(args: argparse.Namespace, airlock_home: Path) -> MeshConfig:
         max_pending=args.max_pending,
         sync_turns=not args.unsynced_turns,
         signing_key=signing_key(args),
+        rate_limit=args.rate_limit,
+        attempt_limit=args.attempt_limit,
     )

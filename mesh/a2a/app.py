@@ -4,6 +4,11 @@ One handler method per A2A operation, chosen from the static table of :mod:`mesh
 failure is a JSON-RPC error in an HTTP 200 body with the request id echoed (401 only for a missing or
 bad token). Anything else on this port (an unknown path, a method a route does not take) is answered
 as JSON too, never as plain text.
+
+Before any of that, :mod:`mesh.limits` applies: a caller past ``--rate-limit`` is answered HTTP ``429`` with
+``Retry-After`` and a JSON-RPC error (``-32029``, id null: the body is not read), and a declared
+``Content-Length`` over the limit is answered ``413`` before the body is read. A client that goes away
+in the middle of its body is logged at debug level, not as an error.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from mesh.a2a.handler import RequestHandler
 from mesh.auth import ANONYMOUS, AuthError, TokenVerifier
 from mesh.delivery.outbox import worker_ctx
 from mesh.delivery.push import push_worker
+from mesh.limits import VERIFIED, RateLimiter, RequestLimits, limits_middleware
 from mesh.wire import jsonrpc as rpc
 from mesh.wiring import MESH, Mesh
 
@@ -97,8 +103,7 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        err = rpc.RpcError(rpc.INVALID_REQUEST, f"Invalid Request: body larger than {MAX_BODY} bytes")
-        return _json(rpc.error_response(None, err), status=413)
+        return too_large(request)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -111,7 +116,7 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
     principal = ANONYMOUS
     if verifier is not None:
         try:
-            principal = verifier.verify_header(request.headers.get("Authorization"))
+            principal = request.get(VERIFIED) or verifier.verify_header(request.headers.get("Authorization"))
         except AuthError as exc:
             err = rpc.RpcError(rpc.UNAUTHENTICATED, f"Unauthorized: {exc}")
             return _json(rpc.error_response(request_id, err), status=401)
@@ -147,11 +152,31 @@ async def handle_health(request: web.Request) -> web.Response:
     return _json({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
 
+def too_large(request: web.Request) -> web.Response:
+    err = rpc.RpcError(rpc.INVALID_REQUEST, f"Invalid Request: body larger than {MAX_BODY} bytes")
+    return _json(rpc.error_response(None, err), status=413)
+
+
+def too_many(request: web.Request, retry_after: int) -> web.Response:
+    """HTTP 429 with ``Retry-After``, and a JSON-RPC error a client can read (id null: the body is unread)."""
+    err = rpc.RpcError(
+        rpc.RATE_LIMITED,
+        f"Too many requests: retry after {retry_after}s",
+        {"status": 429, "retryAfter": retry_after},
+    )
+    response = _json(rpc.error_response(None, err), status=429)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
     """An HTTP error outside JSON-RPC (no such path, a method the path does not take) as a JSON body."""
     try:
         return await handler(request)
+    except ConnectionResetError:  # the client went away mid-request (e.g. mid-body): nobody to answer
+        log.debug("client went away during %s %s", request.method, request.path)
+        return web.Response(status=400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -164,7 +189,16 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
 
 
 def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, metrics.latency_middleware("mesh")])
+    rate = mesh.config.rate_limit
+    limits = RequestLimits(max_body=MAX_BODY, rate=RateLimiter(rate) if rate is not None else None)
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[
+            limits_middleware(limits, verifier, too_large=too_large, too_many=too_many),
+            json_errors,
+            metrics.latency_middleware("mesh"),
+        ],
+    )
     app[MESH] = mesh
     app[VERIFIER_KEY] = verifier
     app[PUBLIC_URL_KEY] = public_url

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from mesh.limits import Rate
+
 MAX_TIMEOUT_S = 10 * 365 * 86400
 """A hold's deadline must stay a representable date; ten years is far beyond any human wait."""
 
@@ -24,6 +26,10 @@ class MeshConfig:
     sync_turns: bool = True
     # signs one-click approve/deny links (webhook bodies, email); None: no links are made
     signing_key: bytes | None = None
+    # token buckets per caller (principal, else client address) on each port; None: no limit
+    rate_limit: Rate | None = None
+    # attempts with a callback token or a signed link on one approval (whoever makes them); None: no limit
+    attempt_limit: Rate | None = None
 
     def __post_init__(self) -> None:
         if not self.callback_key:

@@ -22,6 +22,12 @@ from gateway.settings import mesh_config
         ("AIRLOCK_GATEWAY_PORT", "http", "--gateway-port"),
         ("AIRLOCK_AGENT_TIMEOUT", "zz", "--agent-timeout"),
         ("AIRLOCK_APPROVAL_TIMEOUT", "soon", "--approval-timeout"),
+        ("AIRLOCK_RATE_LIMIT", "fast", "--rate-limit"),
+        ("AIRLOCK_RATE_LIMIT", "50/s:0", "--rate-limit"),
+        ("AIRLOCK_ATTEMPT_LIMIT", "-1/m", "--attempt-limit"),
+        ("AIRLOCK_MAX_CONNECTIONS", "3", "--max-connections"),
+        ("AIRLOCK_HEADER_TIMEOUT", "0", "--header-timeout"),
+        ("AIRLOCK_IDLE_TIMEOUT", "later", "--idle-timeout"),
     ],
 )
 def test_a_bad_environment_value_is_a_usage_error_for_serve_only(
@@ -40,6 +46,20 @@ def test_good_environment_values_are_converted(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AIRLOCK_SIGN", "yes")
     args = build_parser().parse_args(["serve"])
     assert (args.mesh_port, args.approval_timeout, args.sign, args.demo) == (9090, 900, True, False)
+
+
+def test_flood_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = build_parser().parse_args(["serve"])
+    assert (defaults.max_connections, defaults.header_timeout, defaults.idle_timeout) == (10_000, 10, 75)
+    assert str(defaults.rate_limit) == "200/s:400" and str(defaults.attempt_limit) == f"{10 / 60:g}/s:10"
+    monkeypatch.setenv("AIRLOCK_RATE_LIMIT", "off")
+    monkeypatch.setenv("AIRLOCK_ATTEMPT_LIMIT", "5/10s")
+    monkeypatch.setenv("AIRLOCK_MAX_CONNECTIONS", "500")
+    monkeypatch.setenv("AIRLOCK_HEADER_TIMEOUT", "5s")
+    monkeypatch.setenv("AIRLOCK_IDLE_TIMEOUT", "2m")
+    args = build_parser().parse_args(["serve"])
+    assert args.rate_limit is None and str(args.attempt_limit) == "0.5/s:1"
+    assert (args.max_connections, args.header_timeout, args.idle_timeout) == (500, 5, 120)
 
 
 class _Redirect(BaseHTTPRequestHandler):
