@@ -205,10 +205,12 @@ APPROVALS = {"list": cmd_list, "show": cmd_show, "approve": cmd_resolve, "deny":
 
 
 def cmd_audit_verify(args: argparse.Namespace, home: Any) -> int:
-    from mesh.audit import verify_chain
+    from mesh.audit import audit_key, verify_chain
     from mesh.store import make_store
 
     url = args.store or f"sqlite:///{home()}/airlock.db"
+    key_path = home() / "callback.key"  # the server's key, read here, never made: the head was signed with it
+    key = audit_key(key_path.read_bytes()) if key_path.is_file() else None
 
     async def check() -> Any:
         store = make_store(url)
@@ -217,7 +219,7 @@ def cmd_audit_verify(args: argparse.Namespace, home: Any) -> int:
             raise FileNotFoundError(f"no database at {path}")
         await store.open()
         try:
-            return await verify_chain(store)
+            return await verify_chain(store, key)
         finally:
             await store.close()
 
@@ -226,8 +228,12 @@ def cmd_audit_verify(args: argparse.Namespace, home: Any) -> int:
     except Exception as exc:
         print(f"error: cannot read the audit trail from {url}: {exc}", file=sys.stderr)
         return 2
-    if report.ok:
-        print(f"ok: {report.entries} entries")
-        return 0
-    print(f"broken at entry {report.broken_at}: {report.reason}")
-    return 1
+    if report.broken_at is not None:
+        print(f"broken at entry {report.broken_at}: {report.reason}")
+        return 1
+    if report.head_problem is not None:
+        print(f"broken: {report.head_problem}")
+        return 1
+    signed = "signed head checked" if report.signed else f"head signature not checked: no {key_path}"
+    print(f"ok: {report.entries} entries, head at entry {report.head_seq} ({signed})")
+    return 0

@@ -208,6 +208,7 @@ async def status(request: web.Request) -> web.Response:
     await tally.catch_up(store)
     _, pending = await store.list_pending(principal.tenant, session_id=None, now=mesh.clock(), limit=1, offset=0)
     policies = await store.list_policies(principal.tenant)
+    head = await store.audit_head()  # the whole trail's head (one chain serves every tenant)
     return json_response(
         {
             "version": version(),
@@ -219,6 +220,7 @@ async def status(request: web.Request) -> web.Response:
             "policies": len(policies),
             "decisions": dict(tally.decisions.get(principal.tenant, Counter())),
             "resolutions": dict(tally.resolutions.get(principal.tenant, Counter())),
+            "audit": {"head_seq": head.seq if head else 0, "head_hash": head.hash if head else None},
         }
     )
 

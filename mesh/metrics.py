@@ -1,7 +1,7 @@
 """Prometheus metrics for both apps, on the default registry (``GET /metrics`` exposes them).
 
 Counters count what this process did since it started (the usual Prometheus model: sum over replicas);
-the pending gauge is read from the store on every scrape, so every replica reports the same number.
+the pending and audit-head gauges are read from the store on every scrape, so every replica reports the same number.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ RESOLUTIONS = Counter(
     "airlock_resolutions_total",
     "Held actions that ended, by outcome and the surface that ended them",
     ["outcome", "surface"],
+)
+AUDIT_HEAD_SEQ = Gauge(
+    "airlock_audit_head_seq",
+    "The audit trail's head: the seq of its last entry, as kept beside it (a falling value means lost entries)",
 )
 REQUEST_LATENCY = Histogram(
     "airlock_http_request_duration_seconds",
@@ -84,4 +88,10 @@ async def render(store: Store, now: float | None = None) -> web.Response:
         pending = None
     if pending is not None:
         PENDING_APPROVALS.set(pending)
+    try:
+        head = await store.audit_head()
+    except Exception:
+        log.warning("could not read the audit head for /metrics", exc_info=True)
+    else:
+        AUDIT_HEAD_SEQ.set(head.seq if head else 0)
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -29,6 +29,7 @@ from mesh.approvals.expiry import Expiry
 from mesh.approvals.holds import Holds
 from mesh.approvals.input_requests import InputRequests
 from mesh.approvals.resolve import Resolver
+from mesh.audit import audit_key
 from mesh.core.config import MeshConfig
 from mesh.core.events import Event, EventBus
 from mesh.core.kernel import Clock, Core
@@ -55,6 +56,7 @@ class Mesh:
         events: EventBus | None = None,
         clock: Clock = time.time,
     ) -> None:
+        store.audit_key = audit_key(config.callback_key)  # signs the audit head (see mesh.audit)
         self.core = core = Core.build(store, config, clock, agents, events)
         core.changes.hooks.append(queue_pushes)
         self.pushes = PushConfigs(store, clock, config)

@@ -93,6 +93,7 @@ class Holds:
             policy=policy.name,
             channels=decision.channels,
             run_id=run_id,
+            distinct_approver=policy.distinct_approver,  # kept on the hold: a later policy change leaves it be
         )
         expires = iso(approval.expires_at)
         airlock = {

@@ -34,6 +34,7 @@ def new_approval(
     policy: str | None = None,
     channels: Sequence[str] = (),
     run_id: str | None = None,
+    distinct_approver: bool = False,
 ) -> ApprovalRecord:
     """A pending approval of ``task``. Only the hash of its callback token is kept (none without a key: a
     record approved at creation has nothing left to resolve); a request for values has no call to match
@@ -60,6 +61,7 @@ def new_approval(
         created_at=now,
         updated_at=now,
         run_id=run_id,
+        second_pair=distinct_approver,
     )
 
 

@@ -83,6 +83,8 @@ def _authorize(approval: ApprovalRecord, req: ResolveRequest) -> str:
         return req.resolved_by or principal.sub
     if not principal.can_resolve:
         raise Forbidden("resolving needs the approver or admin role")
+    # separation of duties: an automated caller never resolves a hold it caused; under a policy's
+    # distinct_approver (kept on the hold as second_pair) nobody does
     if principal.sub == approval.requested_by and (
         principal.has("agent") or "agent" in approval.requester_roles or approval.second_pair
     ):

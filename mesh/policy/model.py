@@ -80,6 +80,9 @@ class Policy(BaseModel):
     enabled: bool = True
     agents: list[str] = Field(default_factory=list)
     timeout_s: int | None = None
+    # separation of duties: nobody, person or agent, resolves a hold their own message caused (an agent
+    # never resolves its own hold whatever this says)
+    distinct_approver: bool = False
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -103,6 +106,7 @@ class Policy(BaseModel):
             "enabled": self.enabled,
             "agents": list(self.agents),
             "timeout": self.timeout_s,
+            "distinct_approver": self.distinct_approver,
             "tenant_id": self.tenant,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -125,6 +129,7 @@ _CREATE_KEYS = frozenset(
         "enabled",
         "agents",
         "timeout",
+        "distinct_approver",
     }
 )
 _REQUIRED_KEYS = ("name", "scope_type", "enforcement", "evaluator")
@@ -250,6 +255,9 @@ def parse_policy(body: object, tenant: str) -> Policy:
     if scope_type is ScopeType.AGENT and not agents:
         raise PolicyError("agents", "must list at least one agent for scope_type 'agent'")
     timeout_s = _check_timeout(body.get("timeout"))
+    distinct_approver = body.get("distinct_approver", False)
+    if not isinstance(distinct_approver, bool):
+        raise PolicyError("distinct_approver", "must be true or false")
     return Policy(
         tenant=tenant,
         name=name,
@@ -263,6 +271,7 @@ def parse_policy(body: object, tenant: str) -> Policy:
         enabled=enabled,
         agents=agents,
         timeout_s=timeout_s,
+        distinct_approver=distinct_approver,
     )
 
 

@@ -11,6 +11,7 @@ whose row count says whether this caller won. No engine takes a Python-side lock
 from __future__ import annotations
 
 import hashlib
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -255,8 +256,25 @@ def audit_hash(prev_hash: str, at: float, tenant: str, kind: str, actor: str, su
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def audit_head_mac(key: bytes, seq: int, digest: str) -> str:
+    """The signature of the audit trail's head (its last entry's seq and hash), kept beside the trail so a
+    trail whose last entries were deleted no longer matches it; under a key the database does not hold."""
+    return hmac.new(key, f"airlock audit head {seq} {digest}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """The last entry written to the trail, as recorded in the same transaction as the entry itself."""
+
+    seq: int
+    hash: str
+    mac: str
+
+
 class Tx(ABC):
     """One unit of work. Leaving the ``async with`` block commits; an exception rolls back."""
+
+    audit_key: bytes = b""  # signs the audit head (see :func:`audit_head_mac`); the store hands its own
 
     @abstractmethod
     async def insert_task(self, task: TaskRecord, history: Sequence[dict[str, Any]] = ()) -> None:
@@ -356,6 +374,7 @@ class Store(ABC):
     """The durable state of one Airlock deployment."""
 
     engine: str
+    audit_key: bytes = b""  # the key the audit head is signed with; the mesh sets it from its callback key
 
     @abstractmethod
     async def open(self) -> None: ...
@@ -521,6 +540,10 @@ class Store(ABC):
     # audit
     @abstractmethod
     async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]: ...
+
+    @abstractmethod
+    async def audit_head(self) -> AuditHead | None:
+        """The trail's head as last written (None before the first entry)."""
 
     # replication: events published by one process reach the others that share this store
     async def listen(self, callback: Callable[[dict[str, Any]], None]) -> bool:

@@ -7,12 +7,13 @@ never fork them; the outbox is claimed with ``FOR UPDATE SKIP LOCKED``. First-wr
 one conditional UPDATE, whose row count PostgreSQL reports exactly under concurrency (READ COMMITTED
 re-checks the WHERE clause on the row it waited for).
 
-Events cross replicas with LISTEN/NOTIFY on channel ``airlock_events``.
+Events cross replicas with LISTEN/NOTIFY on channel ``airlock_events`` (``airlock_events_<schema>`` in a schema).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -137,7 +138,9 @@ class PostgresStore(SqlStore):
         async with self._pool.acquire() as conn, conn.transaction():
             if not durable:  # this transaction's commit does not wait for the WAL flush
                 await conn.execute("SET LOCAL synchronous_commit = off")
-            yield PgTx(conn)
+            tx = PgTx(conn)
+            tx.audit_key = self.audit_key
+            yield tx
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         assert self._pool is not None, "store is not open"
@@ -159,9 +162,18 @@ class PostgresStore(SqlStore):
 
     # ------------------------------------------------------------ cross-replica events
 
+    def _channel(self) -> str:
+        """NOTIFY channels are per database, not per schema: deployments in schemas of one database each
+        get their own, or each would hear the other's events (a name past 63 bytes is refused: a long
+        schema's is hashed)."""
+        if not self.schema:
+            return EVENTS_CHANNEL
+        tail = self.schema if len(self.schema) <= 40 else hashlib.sha256(self.schema.encode()).hexdigest()[:24]
+        return f"{EVENTS_CHANNEL}_{tail}"
+
     async def notify(self, payload: dict[str, Any]) -> None:
         assert self._pool is not None, "store is not open"
-        await self._pool.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, dumps(payload))
+        await self._pool.execute("SELECT pg_notify($1, $2)", self._channel(), dumps(payload))
 
     async def listen(self, callback: Callable[[dict[str, Any]], None]) -> bool:
         """Call ``callback`` with every payload NOTIFY'd by any replica (this one included); True once
@@ -174,7 +186,7 @@ class PostgresStore(SqlStore):
             except Exception:
                 log.exception("event listener failed")
 
-        await self._listener.add_listener(EVENTS_CHANNEL, on_notify)
+        await self._listener.add_listener(self._channel(), on_notify)
         return True
 
 

@@ -27,6 +27,7 @@ from .base import (
     TaskRecord,
     Tx,
     audit_hash,
+    audit_head_mac,
     dumps,
     loads,
 )
@@ -35,19 +36,31 @@ R = TypeVar("R")
 
 GENESIS = "0" * 64
 TENANT_CHANNELS = "SELECT * FROM channels WHERE tenant = ? ORDER BY name"
-AUDIT_HEAD = "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1"
+# The head is read from its own row, not from the trail's last entry: an entry deleted from the trail's end
+# leaves the head naming it, so the next entry still chains to it and the gap shows (see mesh.audit).
+AUDIT_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
 AUDIT_INSERT = (
-    "INSERT INTO audit (at, tenant, kind, actor, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO audit (seq, at, tenant, kind, actor, subject, detail, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+AUDIT_HEAD_PUT = (
+    "INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac"
 )
 
 
 def audit_row(
-    head: Any, now: float, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any]
-) -> tuple[Any, ...]:
-    """The values of :data:`AUDIT_INSERT` for an entry after ``head`` (the row :data:`AUDIT_HEAD` read)."""
-    prev = head[0] if head else GENESIS
+    head: Any, key: bytes, now: float, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The values of :data:`AUDIT_INSERT` for an entry after ``head`` (the row :data:`AUDIT_HEAD` read), and
+    of :data:`AUDIT_HEAD_PUT` for the head it becomes, signed with ``key``."""
+    seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)
     digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
-    return (now, tenant, kind, actor, subject, dumps(detail), prev, digest)
+    return (seq, now, tenant, kind, actor, subject, dumps(detail), prev, digest), (
+        seq,
+        digest,
+        audit_head_mac(key, seq, digest),
+    )
 
 
 def from_row(cls: type[R]) -> Callable[[Any], R]:
@@ -313,7 +326,9 @@ class SqlTx(Tx):
         """The entry extends the chain's head as read in this transaction; an engine whose writers can run
         side by side serialises this first (PostgreSQL takes an advisory lock)."""
         head = await self.fetchone(AUDIT_HEAD)
-        await self.defer(AUDIT_INSERT, audit_row(head, now, tenant, kind, actor, subject, detail))
+        entry, new_head = audit_row(head, self.audit_key, now, tenant, kind, actor, subject, detail)
+        await self.defer(AUDIT_INSERT, entry)
+        await self.defer(AUDIT_HEAD_PUT, new_head)
 
     async def _insert_new(self, insert: str, args: Sequence[Any]) -> bool:
         """Insert unless the key exists, in one statement: two concurrent creates of one name get one True

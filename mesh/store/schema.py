@@ -198,6 +198,19 @@ MIGRATIONS: list[list[str]] = [
             expires_at REAL NOT NULL
         )""",
     ],
+    [
+        # the audit trail's head (its last entry's seq and hash, signed), written in the same transaction as
+        # each entry: deleting the trail's last entries leaves the head naming one the trail no longer has.
+        # A trail kept before this starts from its last entry, unsigned until the next entry signs it.
+        """CREATE TABLE IF NOT EXISTS audit_head (
+            id INTEGER PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL,
+            mac TEXT NOT NULL
+        )""",
+        "INSERT INTO audit_head (id, seq, hash, mac) SELECT 1, seq, hash, '' FROM audit "
+        "WHERE seq = (SELECT MAX(seq) FROM audit)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,6 +14,7 @@ from .base import (
     PENDING,
     AgentRecord,
     ApprovalRecord,
+    AuditHead,
     AuditRecord,
     ChannelRecord,
     EventRecord,
@@ -306,6 +307,10 @@ class SqlStore(Store):
     async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         rows = await self._all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
         return [audit_from_row(r) for r in rows]
+
+    async def audit_head(self) -> AuditHead | None:
+        rows = await self._all("SELECT seq, hash, mac FROM audit_head WHERE id = 1")
+        return AuditHead(int(rows[0]["seq"]), rows[0]["hash"], rows[0]["mac"]) if rows else None
 
     async def finish_outbox_many(self, attempts: Sequence[OutboxAttempt]) -> None:
         async with self.transaction(durable=False) as tx:

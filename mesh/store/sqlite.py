@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from .base import PENDING, OutboxRecord, Tx
-from .rows import AUDIT_HEAD, AUDIT_INSERT, SqlTx, audit_row, outbox_from_row
+from .rows import AUDIT_HEAD, AUDIT_HEAD_PUT, AUDIT_INSERT, SqlTx, audit_row, outbox_from_row
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
@@ -198,13 +198,17 @@ def _commit(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _audit_op(tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float) -> Op:
+def _audit_op(
+    key: bytes, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+) -> Op:
     """The audit entry as one op: the chain's head is read and extended inside the transaction that holds
     SQLite's write lock, so the chain stays linear across processes too."""
 
     def write(conn: sqlite3.Connection) -> None:
         head = conn.execute(AUDIT_HEAD).fetchone()
-        conn.execute(AUDIT_INSERT, audit_row(head, now, tenant, kind, actor, subject, detail))
+        entry, new_head = audit_row(head, key, now, tenant, kind, actor, subject, detail)
+        conn.execute(AUDIT_INSERT, entry)
+        conn.execute(AUDIT_HEAD_PUT, new_head)
 
     return write
 
@@ -249,7 +253,7 @@ class SQLiteTx(SqlTx):
     async def audit(
         self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
     ) -> None:
-        self._pending.append(_audit_op(tenant, kind, actor, subject, detail, now))
+        self._pending.append(_audit_op(self.audit_key, tenant, kind, actor, subject, detail, now))
 
     async def _end(self) -> None:
         """The unit's last statements, then its savepoint released into the group's transaction."""
@@ -344,6 +348,7 @@ class SQLiteStore(SqlStore):
             group.units += 1
             group.durable = group.durable or durable
             tx = SQLiteTx(writer, _Unit(), group)
+            tx.audit_key = self.audit_key
             try:
                 yield tx
                 await tx._end()

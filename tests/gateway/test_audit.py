@@ -120,7 +120,12 @@ async def test_verify_finds_an_edited_entry(airlock: Airlock) -> None:
     db = airlock.home / "airlock.db"
     ok = await run_cli(db)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == f"ok: {len(entries)} entries"
+    assert ok.stdout.startswith(f"ok: {len(entries)} entries, head at entry {entries[-1].seq} ")
+    assert "not checked" in ok.stdout  # this home holds no callback key: the head's position alone is checked
+    (airlock.home / "callback.key").write_bytes(b"k" * 32)  # the fixture's server key
+    ok = await run_cli(db)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"ok: {len(entries)} entries, head at entry {entries[-1].seq} (signed head checked)"
 
     victim = entries[len(entries) // 2]
 
@@ -156,6 +161,30 @@ async def test_verify_finds_a_deleted_entry(airlock: Airlock) -> None:
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert broken.stdout.startswith(f"broken at entry {follower.seq}: ")
     assert "prev_hash" in broken.stdout
+
+
+async def test_verify_finds_a_missing_tail(airlock: Airlock) -> None:
+    """Deleting the trail's last entries leaves a chain that still links; the kept head shows the loss."""
+    await some_history(airlock)
+    entries = await all_entries(airlock)
+    db = airlock.home / "airlock.db"
+    (airlock.home / "callback.key").write_bytes(b"k" * 32)
+    keep = entries[-4].seq
+
+    def truncate() -> None:
+        with sqlite3.connect(db, timeout=10) as conn:
+            conn.execute("DELETE FROM audit WHERE seq > ?", (keep,))
+        conn.close()
+
+    await asyncio.to_thread(truncate)
+    broken = await run_cli(db)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert broken.stdout.strip() == (
+        f"broken: the trail ends at entry {keep} but its head is entry {entries[-1].seq}: "
+        "3 entries missing from the tail"
+    )
+    status = await airlock.gateway.get("/v1/status", headers=bearer())
+    assert (await status.json())["audit"] == {"head_seq": entries[-1].seq, "head_hash": entries[-1].hash}
 
 
 def test_verify_of_a_missing_store_is_an_error(tmp_path: Path) -> None:

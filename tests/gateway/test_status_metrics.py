@@ -92,6 +92,7 @@ async def test_metrics_have_the_four_families_and_move(airlock: Airlock) -> None
     assert ("airlock_policy_decisions", "counter") in families
     assert ("airlock_resolutions", "counter") in families
     assert ("airlock_http_request_duration_seconds", "histogram") in families
+    assert ("airlock_audit_head_seq", "gauge") in families
     assert value(before, "airlock_pending_approvals") == 0
 
     await airlock.add_policy()
@@ -107,6 +108,9 @@ async def test_metrics_have_the_four_families_and_move(airlock: Airlock) -> None
     assert (await airlock.resolve(task["id"], {"decision": "approve"})).status == 200
     after, _ = await scrape(airlock.gateway)
     assert value(after, "airlock_pending_approvals") == 0
+    head = await airlock.mesh.store.audit_head()
+    assert head is not None
+    assert value(after, "airlock_audit_head_seq") == head.seq > value(held, "airlock_audit_head_seq")
     resolutions = "airlock_resolutions_total"
     labels = {"outcome": "approved", "surface": "api"}
     assert value(after, resolutions, **labels) == value(before, resolutions, **labels) + 1

@@ -52,12 +52,14 @@ def test_guide_body_parses_with_defaults() -> None:
     assert policy.plugin == "bulk_operation"
     assert policy.config == {"threshold": 10}
     assert (policy.priority, policy.channels, policy.enabled, policy.agents) == (100, [], True, [])
-    assert policy.timeout_s is None
+    assert policy.timeout_s is None and policy.distinct_approver is False
     assert policy.created_at is None and policy.updated_at is None
 
 
 def test_to_public_shape() -> None:
-    policy = parse_policy(body(priority=5, channels=["slack"], agents=["ops-*"], timeout="15m"), "acme")
+    policy = parse_policy(
+        body(priority=5, channels=["slack"], agents=["ops-*"], timeout="15m", distinct_approver=True), "acme"
+    )
     assert policy.to_public() == {
         "policy_id": "bulk_ops_approval",
         "name": "bulk_ops_approval",
@@ -70,6 +72,7 @@ def test_to_public_shape() -> None:
         "enabled": True,
         "agents": ["ops-*"],
         "timeout": 900,
+        "distinct_approver": True,
         "tenant_id": "acme",
         "created_at": None,
         "updated_at": None,
