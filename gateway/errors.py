@@ -89,6 +89,11 @@ async def errors_middleware(
         return error_response(500, "internal error", code="internal")
 
 
+def is_json_type(media_type: str) -> bool:
+    """``application/json`` or a ``+json`` type (aiohttp lowercases it and drops the parameters)."""
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
     try:
         raw = await request.read()
@@ -98,6 +103,8 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         if allow_empty:
             return {}
         raise ApiError(400, "request body must be JSON")
+    if not is_json_type(request.content_type):
+        raise ApiError(415, "request body must be sent as Content-Type: application/json")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -99,6 +99,10 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         err = rpc.RpcError(rpc.INVALID_REQUEST, f"Invalid Request: body larger than {MAX_BODY} bytes")
         return _json(rpc.error_response(None, err), status=413)
+    media_type = request.content_type  # aiohttp lowercases it and drops the parameters
+    if media_type != "application/json" and not (media_type.startswith("application/") and media_type[-5:] == "+json"):
+        err = rpc.RpcError(rpc.INVALID_REQUEST, "Invalid Request: Content-Type must be application/json")
+        return _json(rpc.error_response(None, err))
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
