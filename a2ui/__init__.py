@@ -3,7 +3,7 @@
 Pure functions only (no I/O), so both the gateway and agents can share them.
 """
 
-from a2ui.fields import EMAIL_PATTERN
+from a2ui.fields import EMAIL_PATTERN, WHITESPACE
 from a2ui.forms import (
     DECISION_FIELD,
     FIELD_TYPES,
@@ -32,6 +32,7 @@ __all__ = [
     "FIELD_TYPES",
     "MASK",
     "MIME_TYPE",
+    "WHITESPACE",
     "FormError",
     "ResolutionError",
     "approval_form",

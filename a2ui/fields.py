@@ -21,8 +21,13 @@ MASK = "********"
 # are restricted to identifiers: no "/" or "~" to escape, no "-" to collide on.
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
+# The characters Python's ``str.isspace`` (so ``str.strip``) counts as blank, spelled out: ``\s`` means
+# another set in each regex dialect (Python's Unicode one, Python's ASCII one, ECMA 262's), and these
+# patterns are read by JSON Schema validators and test-data generators in all of them.
+WHITESPACE = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
 # A plausibility check only: deliverability is not something a form can decide.
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+EMAIL_PATTERN = rf"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$"
 _EMAIL_RE = re.compile(EMAIL_PATTERN)
 
 _COMMON_KEYS = frozenset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,17 +49,18 @@ class ApiError(Exception):
 
 
 MAX_ID = 2**63 - 1  # the largest id or cursor a database integer holds
+INTEGER = re.compile(r"-?[0-9]{1,30}")  # ASCII digits only: int() would also take "1_0", " 1" and other scripts
 
 
 def query_int(raw: str | None, name: str, default: int, *, minimum: int = 0, maximum: int = MAX_ID) -> int:
     """An integer from a query string or header, bounded: past ``maximum`` it is the caller's error (400),
-    never a database's overflow (500)."""
-    if raw is None or not raw.strip():
+    never a database's overflow (500). Absent is ``default``; present, it must be written as an integer
+    (an empty value is refused, as the OpenAPI document says)."""
+    if raw is None:
         return default
-    try:
-        value = int(raw.strip())
-    except ValueError:  # also a number too long to convert
-        raise ApiError(400, f"{name} must be an integer", field=name) from None
+    if not INTEGER.fullmatch(raw):
+        raise ApiError(400, f"{name} must be an integer", field=name)
+    value = int(raw)
     if not minimum <= value <= maximum:
         raise ApiError(400, f"{name} must be an integer from {minimum} to {maximum}", field=name)
     return value
@@ -91,6 +93,11 @@ async def errors_middleware(
         return error_response(500, "internal error", code="internal")
 
 
+def is_json_type(media_type: str) -> bool:
+    """``application/json`` or a ``+json`` type (aiohttp lowercases it and drops the parameters)."""
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
     try:
         raw = await request.read()
@@ -100,6 +107,8 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         if allow_empty:
             return {}
         raise ApiError(400, "request body must be JSON")
+    if not is_json_type(request.content_type):
+        raise ApiError(415, "request body must be sent as Content-Type: application/json")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

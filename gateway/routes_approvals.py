@@ -49,7 +49,7 @@ async def list_approvals(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/v1/approvals/{id}")
+@routes.get("/v1/approvals/{id:(?!bulk-resolve$)[^{}/]+}")  # bulk-resolve is a POST-only path of its own
 async def get_approval(request: web.Request) -> web.Response:
     principal = require(request, "approver", "admin", "agent")
     mesh = request.app[MESH]
@@ -247,6 +247,8 @@ async def confirm_page(request: web.Request) -> web.Response:
 async def resolve_approval(request: web.Request) -> web.Response:
     if "sig" in request.query:
         return await _resolve_by_link(request)
+    if "exp" in request.query or "decision" in request.query:  # half a signed link is no link
+        raise ApiError(401, "the link's signature is not valid")
     approval_id = request.match_info["id"]
     mesh = request.app[MESH]
     principal = bearer(request)

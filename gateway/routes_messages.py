@@ -18,6 +18,8 @@ routes = web.RouteTableDef()
 
 def _int(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
     value = body.get(name, default)
+    if isinstance(value, float) and value.is_integer():  # JSON's 292.0 is the integer 292 (JSON Schema agrees)
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ApiError(400, f"{name} must be an integer from {lo} to {hi}", field=name)
     return value

@@ -104,6 +104,10 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return too_large(request)
+    media_type = request.content_type  # aiohttp lowercases it and drops the parameters
+    if media_type != "application/json" and not (media_type.startswith("application/") and media_type[-5:] == "+json"):
+        err = rpc.RpcError(rpc.INVALID_REQUEST, "Invalid Request: Content-Type must be application/json")
+        return _json(rpc.error_response(None, err))
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

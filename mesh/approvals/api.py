@@ -273,8 +273,8 @@ class ApprovalsApi:
     async def bulk_resolve(
         self, principal: Principal, run_id: Any, action: Any, resolved_by: Any, ids: Any
     ) -> list[str]:
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise InvalidInput("run_id is required (a non-empty string)", field="run_id")
+        if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > 200:
+            raise InvalidInput("run_id is required (a non-empty string of at most 200 characters)", field="run_id")
         if action not in ("approve", "deny"):
             raise InvalidInput('action must be "approve" or "deny"', field="action")
         if resolved_by is not None and (

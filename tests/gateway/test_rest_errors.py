@@ -12,6 +12,7 @@ from tests.conftest import Airlock, bearer
 from tests.gateway.conftest import error_of
 
 MIB = 1024 * 1024
+JSON = "application/json"
 
 POST_ROUTES = [
     "/messages/pending",
@@ -53,7 +54,7 @@ async def test_body_that_is_not_an_object_is_400(airlock: Airlock, path: str, ra
 
 @pytest.mark.parametrize("raw", [b"[]", b'"text"', b"42", b"null"])
 async def test_pending_body_that_is_not_an_object_is_400(airlock: Airlock, raw: bytes) -> None:
-    resp = await airlock.gateway.post("/messages/pending", data=raw, headers=bearer())
+    resp = await airlock.gateway.post("/messages/pending", data=raw, headers={**bearer(), "Content-Type": JSON})
     await error_of(resp, 400)
 
 
@@ -70,7 +71,7 @@ async def test_body_of_exactly_one_mib_is_not_413(airlock: Airlock) -> None:
     prefix, suffix = b'{"limit": 5, "pad": "', b'"}'
     raw = prefix + b"x" * (MIB - len(prefix) - len(suffix)) + suffix
     assert len(raw) == MIB
-    resp = await airlock.gateway.post("/messages/pending", data=raw, headers=bearer())
+    resp = await airlock.gateway.post("/messages/pending", data=raw, headers={**bearer(), "Content-Type": JSON})
     assert resp.status == 200, await resp.text()
 
 
@@ -178,13 +179,15 @@ async def test_odd_bodies_never_500(airlock: Airlock, path: str, body: dict) -> 
 )
 @pytest.mark.parametrize("path", ["/messages/pending", "/messages/x/resolve", "/internal/policies/new"])
 async def test_body_that_does_not_decode_is_400(airlock: Airlock, path: str, encoding: str, raw: bytes) -> None:
-    resp = await airlock.gateway.post(path, data=raw, headers={**bearer(), "Content-Encoding": encoding})
+    headers = {**bearer(), "Content-Encoding": encoding, "Content-Type": JSON}
+    resp = await airlock.gateway.post(path, data=raw, headers=headers)
     await error_of(resp, 400)
 
 
 async def test_compressed_json_body_is_read(airlock: Airlock) -> None:
     raw = gzip.compress(b'{"limit": 7}')
-    resp = await airlock.gateway.post("/messages/pending", data=raw, headers={**bearer(), "Content-Encoding": "gzip"})
+    headers = {**bearer(), "Content-Encoding": "gzip", "Content-Type": JSON}
+    resp = await airlock.gateway.post("/messages/pending", data=raw, headers=headers)
     assert resp.status == 200
     assert (await resp.json())["limit"] == 7
 
@@ -192,7 +195,8 @@ async def test_compressed_json_body_is_read(airlock: Airlock) -> None:
 async def test_compressed_body_over_one_mib_once_decoded_is_413(airlock: Airlock) -> None:
     raw = gzip.compress(b'{"pad": "' + b"0" * (2 * MIB) + b'"}')
     assert len(raw) < MIB
-    resp = await airlock.gateway.post("/messages/pending", data=raw, headers={**bearer(), "Content-Encoding": "gzip"})
+    headers = {**bearer(), "Content-Encoding": "gzip", "Content-Type": JSON}
+    resp = await airlock.gateway.post("/messages/pending", data=raw, headers=headers)
     await error_of(resp, 413)
 
 
@@ -203,3 +207,28 @@ async def test_streamed_body_over_one_mib_is_413(airlock: Airlock) -> None:
 
     resp = await airlock.gateway.post("/messages/pending", data=chunks(), headers=bearer())
     await error_of(resp, 413)
+
+
+@pytest.mark.parametrize("path", POST_ROUTES)
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream", None]
+)
+async def test_a_body_not_sent_as_json_is_415(airlock: Airlock, path: str, content_type: str | None) -> None:
+    headers = {**bearer(), **({"Content-Type": content_type} if content_type else {})}
+    resp = await airlock.gateway.post(path, data=b'{"resolution": {"decision": "approve"}}', headers=headers)
+    err = await error_of(resp, 415)
+    assert err["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/merge-patch+json"])
+async def test_json_media_types_with_parameters_or_suffixes_are_read(airlock: Airlock, content_type: str) -> None:
+    resp = await airlock.gateway.post(
+        "/messages/pending", data=b'{"limit": 3}', headers={**bearer(), "Content-Type": content_type}
+    )
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["limit"] == 3
+
+
+async def test_an_empty_body_needs_no_content_type(airlock: Airlock) -> None:
+    resp = await airlock.gateway.post("/messages/pending", headers=bearer())
+    assert resp.status == 200, await resp.text()

@@ -28,7 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from a2ui import DECISION_FIELD, ResolutionError, has_decision, sensitive_fields, validate_resolution
+from a2ui import DECISION_FIELD, WHITESPACE, ResolutionError, has_decision, sensitive_fields, validate_resolution
 from a2ui.fields import is_required
 from mesh.core.kernel import Clock
 from mesh.delivery.channels.base import EXPIRED, INPUT_REQUESTED, REQUESTED, RESOLVED, Notice
@@ -79,7 +79,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "api_base": {
             "type": "string",
-            "pattern": "^https?://[^/?#\\s]+",
+            "pattern": f"^https?://[^/?#{WHITESPACE}]+",
             "maxLength": 2048,
             "description": f"Slack's Web API (default {DEFAULT_API_BASE})",
         },

@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from a2ui import WHITESPACE
 from mesh.delivery.channels.base import EXPIRED, INPUT_REQUESTED, REQUESTED, RESOLVED, Notice
 from mesh.delivery.outbox import Delivery, post_json
 from mesh.store import ApprovalRecord, iso
@@ -28,7 +29,7 @@ DECISIONS = {"approved": "approve", "denied": "deny", "submitted": "submit", "ca
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "url": {"type": "string", "pattern": "^https?://[^/?#\\s]+", "maxLength": 2048},
+        "url": {"type": "string", "pattern": f"^https?://[^/?#{WHITESPACE}]+", "maxLength": 2048},
         "secret": {
             "type": "string",
             "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$",

@@ -359,3 +359,16 @@ async def test_a_body_at_the_depth_limit_is_read(airlock: Airlock) -> None:
 async def test_a_batch_is_refused_clearly(airlock: Airlock) -> None:
     err = await rpc_error(airlock, [guide_message("one"), guide_message("two")], expect_id=None)
     assert err["code"] == -32600 and "batches are not supported" in err["message"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+@pytest.mark.parametrize("path", ["/", "/send"])
+async def test_a_body_not_sent_as_json_is_invalid_request(
+    airlock: Airlock, content_type: str | None, path: str
+) -> None:
+    headers = {**bearer(), **({"Content-Type": content_type} if content_type else {})}
+    raw = orjson.dumps({"jsonrpc": "2.0", "id": "t", "method": "tasks/get", "params": {"id": "x"}})
+    resp = await airlock.mesh_client.post(path, data=raw, headers=headers)
+    assert resp.status == 200 and resp.content_type == "application/json"
+    reply = await resp.json()
+    assert reply["error"]["code"] == -32600 and "Content-Type" in reply["error"]["message"]
