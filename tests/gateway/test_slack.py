@@ -111,9 +111,16 @@ async def status_of(airlock: Airlock, approval_id: str) -> ApprovalRecord:
 
 
 async def resolved(airlock: Airlock, approval_id: str) -> ApprovalRecord:
+    """The approval once decided, and its task once the approved action (run in the background of a click)
+    has finished: a task still ``working`` is not yet what the click led to."""
     deadline = time.monotonic() + 10
     while (approval := await status_of(airlock, approval_id)).status == PENDING:
         assert time.monotonic() < deadline, "the approval was never resolved"
+        await asyncio.sleep(0.02)
+    while (task := await airlock.mesh.store.get_task(approval.tenant, approval.task_id)) is not None and (
+        task.state == "working"
+    ):
+        assert time.monotonic() < deadline, "the approved action never finished"
         await asyncio.sleep(0.02)
     return approval
 
