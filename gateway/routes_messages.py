@@ -10,35 +10,22 @@ from aiohttp import web
 from gateway.auth import bearer, has_bearer, require, surface_of
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH
+from gateway.models import PendingRequest, parse
+from gateway.models import ResolveRequest as ResolveBody
 from mesh.approvals.resolve import ResolveRequest
 from mesh.store import ApprovalRecord, iso
 
 routes = web.RouteTableDef()
 
 
-def _int(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
-    value = body.get(name, default)
-    if isinstance(value, float) and value.is_integer():  # JSON's 292.0 is the integer 292 (JSON Schema agrees)
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ApiError(400, f"{name} must be an integer from {lo} to {hi}", field=name)
-    return value
-
-
 @routes.post("/messages/pending")
 async def pending(request: web.Request) -> web.Response:
     principal = require(request, "approver", "admin")
-    body = await read_object(request, allow_empty=True)
-    tenant = body.get("tenant_id", principal.tenant)
-    if not isinstance(tenant, str):
-        raise ApiError(400, "tenant_id must be a string", field="tenant_id")
+    req = parse(PendingRequest, await read_object(request, allow_empty=True))
+    tenant = principal.tenant if req.tenant_id is None else req.tenant_id
     if tenant != principal.tenant:
         raise ApiError(403, "tenant_id is not the caller's tenant", field="tenant_id")
-    session_id = body.get("session_id")
-    if session_id is not None and not isinstance(session_id, str):
-        raise ApiError(400, "session_id must be a string", field="session_id")
-    limit = _int(body, "limit", 50, 1, 500)
-    offset = _int(body, "offset", 0, 0, 10**9)
+    session_id, limit, offset = req.session_id, req.limit, req.offset
     mesh = request.app[MESH]
     rows, total = await mesh.store.list_pending(
         tenant, session_id=session_id, now=mesh.clock(), limit=limit, offset=offset
@@ -75,22 +62,15 @@ def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, An
 
 @routes.post("/messages/{id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
-    body = await read_object(request)
-    if "resolution" not in body:
-        raise ApiError(400, "resolution is required", field="resolution")
-    token = body.get("callback_token")
-    if token is not None and not isinstance(token, str):
-        raise ApiError(400, "callback_token must be a string", field="callback_token")
+    body = parse(ResolveBody, await read_object(request))
+    resolution, token = body.resolution.root, body.callback_token
     if token is not None and not has_bearer(request):
         req = ResolveRequest(
-            ref=request.match_info["id"], resolution=body["resolution"], surface="callback", callback_token=token
+            ref=request.match_info["id"], resolution=resolution, surface="callback", callback_token=token
         )
     else:
         req = ResolveRequest(
-            ref=request.match_info["id"],
-            resolution=body["resolution"],
-            surface=surface_of(request),
-            principal=bearer(request),
+            ref=request.match_info["id"], resolution=resolution, surface=surface_of(request), principal=bearer(request)
         )
     outcome = await request.app[MESH].resolver.resolve(req)
     return json_response(
