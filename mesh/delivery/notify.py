@@ -17,7 +17,7 @@ from mesh.core.kernel import Clock
 from mesh.credentials import callback_token, signed_link, unseal
 from mesh.delivery.channels.base import ChannelType, Links, Notice
 from mesh.delivery.channels.registry import channel_types
-from mesh.delivery.outbox import OutboxWorker, Sender, Undeliverable
+from mesh.delivery.outbox import DeliveryFailed, OutboxWorker, Sender, Undeliverable
 from mesh.store import PENDING, ApprovalRecord, ChannelRecord, OutboxRecord, Store
 
 KIND = "notify"
@@ -55,8 +55,12 @@ def notification_sender(store: Store, config: MeshConfig, types: dict[str, Chann
     async def send(row: OutboxRecord, http: aiohttp.ClientSession) -> None:
         data = row.payload
         approval, channel = await store.approval_and_channel(data["approval_id"], data["tenant"], data["channel"])
-        if approval is None or channel is None:
-            raise Undeliverable("approval or channel gone")
+        if approval is None:
+            # approvals are never deleted: a row claimed in the same commit group as its hold can be read
+            # before that group is visible to other connections, so it is tried again, not given up
+            raise DeliveryFailed("approval not visible yet")
+        if channel is None:
+            raise Undeliverable("channel gone")
         kind = types.get(channel.type)
         if kind is None:
             raise Undeliverable(f"no channel type {channel.type!r}")

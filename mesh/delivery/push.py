@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from mesh.core.config import MeshConfig
 from mesh.core.events import EventBus
 from mesh.core.kernel import Clock
-from mesh.delivery.outbox import Builder, Delivery, OutboxWorker, Undeliverable, UrlGuard, posting
+from mesh.delivery.outbox import Builder, Delivery, DeliveryFailed, OutboxWorker, Undeliverable, UrlGuard, posting
 from mesh.store import OutboxRecord, PushConfigRecord, Store, TaskRecord, Tx
 from mesh.wire import jsonrpc as rpc
 from mesh.wire.models import MessageSendParams, PushNotificationConfig, new_id
@@ -252,8 +252,8 @@ def push_builder(store: Store) -> Builder:
         """The Task as ``tasks/get`` returns it (no history), with the status its change wrote."""
         data = row.payload
         task = await store.get_task(data["tenant"], data["task_id"])
-        if task is None:
-            raise Undeliverable("task gone")
+        if task is None:  # tasks are never deleted: not visible yet to this connection, so tried again
+            raise DeliveryFailed("task not visible yet")
         configs = await store.list_push_configs(task.id)
         config = next((c for c in configs if c.id == data["config_id"] and c.tenant == task.tenant), None)
         if config is None:

@@ -323,7 +323,7 @@ async def check_after(
         return set(approvals) <= receiver.requested()
 
     waited = time.monotonic()
-    assert await wait_until(notified, 40), sorted(set(approvals) - receiver.requested())[:5]
+    assert await wait_until(notified, 120), sorted(set(approvals) - receiver.requested())[:5]
     waited = time.monotonic() - waited
 
     # the audit trail verifies, its signed head included
