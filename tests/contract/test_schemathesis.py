@@ -42,6 +42,10 @@ def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
         str(HERE / "schemathesis.toml"),
         "run",
         f"{server.gateway_url}/openapi.json",
+        # the coverage phase is left out: schemathesis's own generator sometimes fails inside it, an error of
+        # the tool that would make this test fail at random
+        "--phases",
+        "examples,fuzzing,stateful",
         "--checks",
         "all",
         "--seed",
