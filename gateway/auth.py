@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, read_form
 from gateway.keys import MESH, VERIFIER
 from mesh.auth import AuthError, Principal
 from mesh.limits import VERIFIED
@@ -85,9 +85,8 @@ async def session_middleware(
             if request.method not in SAFE_METHODS and request.path not in LOGIN_PATHS:
                 given = request.headers.get(CSRF_HEADER)
                 if given is None and request.content_type in FORM_TYPES:
-                    form = await request.post()  # kept by aiohttp: the handler reads the same form again
-                    field = form.get(CSRF_FIELD)
-                    given = field if isinstance(field, str) else None
+                    form = await read_form(request)  # kept by aiohttp: the handler reads the same form again
+                    given = form.get(CSRF_FIELD)
                 if not csrf_matches(token, given):
                     raise ApiError(403, "missing or invalid CSRF token")
             request[SESSION_TOKEN] = token

@@ -226,10 +226,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_login_link(args: argparse.Namespace) -> int:
     from gateway.dashboard.sessions import make_link_token
-    from gateway.settings import load_or_create_key
+    from gateway.settings import home_key
 
     # the server's callback key (made once in $AIRLOCK_HOME) signs the link, under a key derived for links only
-    key = load_or_create_key(home() / "callback.key")
+    key = home_key("callback.key", tell=True)
     try:
         roles = args.roles or ["approver"]
         token = make_link_token(key, args.sub, tenant=args.tenant, roles=roles, session_s=args.session)
@@ -237,7 +237,6 @@ def cmd_login_link(args: argparse.Namespace) -> int:
         print(f"airlock login-link: {exc}", file=sys.stderr)
         return 2
     base = (args.gateway_url or f"http://127.0.0.1:{env('GATEWAY_PORT', '8081') or '8081'}").rstrip("/")
-    print(f"airlock: using AIRLOCK_HOME={home().resolve()}", file=sys.stderr)
     print(f"{base}/dashboard/login/link?t={token}")
     return 0
 

@@ -115,6 +115,16 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         raise ApiError(400, "request body is not valid JSON") from None
 
 
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A posted form's text fields (uploads are dropped); a body that is not the form it says it is — a
+    multipart body without its boundary, bytes that are not UTF-8, a body cut short — is the caller's 400."""
+    try:
+        form = await request.post()
+    except (ValueError, web.RequestPayloadError):
+        raise ApiError(400, "request body could not be read as a form") from None
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     body = await read_json(request, allow_empty=allow_empty)
     if not isinstance(body, dict):

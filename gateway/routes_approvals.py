@@ -17,7 +17,7 @@ from aiohttp import web
 
 from a2ui import field_ids
 from gateway.auth import bearer, require
-from gateway.errors import ApiError, json_response, read_object
+from gateway.errors import ApiError, json_response, read_form, read_object
 from gateway.keys import MESH
 from mesh.approvals.api import approval_public, persist_config
 from mesh.approvals.resolve import Outcome, ResolveRequest, find_approval
@@ -135,8 +135,8 @@ async def _from_page(request: web.Request) -> bool:
     if request.content_type != "application/x-www-form-urlencoded":
         return False
     try:
-        form = await request.post()
-    except ValueError:
+        form = await read_form(request)
+    except ApiError:
         return False
     return form.get("via") == "page"
 
@@ -348,11 +348,8 @@ async def _link_body(request: web.Request) -> dict[str, Any]:
     """A signed link's POST needs no body (the confirmation page's button sends an empty form); one may
     carry ``resolved_by``, and is read only to refuse what a link cannot do."""
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        try:
-            form = await request.post()
-        except ValueError:
-            raise ApiError(400, "request body could not be read") from None
-        return {k: v for k, v in form.items() if k in ("persist", "resolved_by") and isinstance(v, str)}
+        form = await read_form(request)
+        return {k: v for k, v in form.items() if k in ("persist", "resolved_by")}
     return await read_object(request, allow_empty=True)
 
 

@@ -52,23 +52,28 @@ def load_or_create_key(path: Path, nbytes: int = 32) -> bytes:
     return key_file(path, nbytes)[0]
 
 
-def jwt_secret(explicit: str | None, *, tell: bool = False) -> bytes:
-    """The HS256 secret: given, or kept in ``$AIRLOCK_HOME/jwt.secret``. With ``tell``, say on stderr which
-    home was used and warn when the secret is new: a token signed with a secret no server shares is refused,
-    and running from another directory silently picks another home."""
-    if explicit:
-        return explicit.encode()
-    path = home() / "jwt.secret"
-    secret, created = key_file(path)
+def home_key(name: str, *, tell: bool = False) -> bytes:
+    """A key kept in ``$AIRLOCK_HOME``, made there when missing. With ``tell``, say on stderr which home was
+    used and warn when the key is new: what a command signs with a key no server shares is refused, and
+    running from another directory silently picks another home."""
+    path = home() / name
+    key, created = key_file(path)
     if tell:
         print(f"airlock: using AIRLOCK_HOME={home().resolve()}", file=sys.stderr)
         if created:
             print(
-                f"airlock: warning: created a new JWT secret in {path.resolve()}; only a server started with "
-                "this AIRLOCK_HOME accepts tokens signed with it",
+                f"airlock: warning: created a new key in {path.resolve()}; only a server started with this "
+                "AIRLOCK_HOME accepts what is signed with it",
                 file=sys.stderr,
             )
-    return secret
+    return key
+
+
+def jwt_secret(explicit: str | None, *, tell: bool = False) -> bytes:
+    """The HS256 secret: given, or kept in ``$AIRLOCK_HOME/jwt.secret``."""
+    if explicit:
+        return explicit.encode()
+    return home_key("jwt.secret", tell=tell)
 
 
 def signing_key(args: argparse.Namespace) -> bytes | None:

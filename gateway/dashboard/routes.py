@@ -36,6 +36,7 @@ from gateway.dashboard.sessions import (
     token_expiry,
 )
 from gateway.dashboard.views import card_view, history_rows, policy_rows
+from gateway.errors import read_form
 from gateway.keys import MESH, VERIFIER
 from mesh.auth import AuthError, Principal
 from mesh.store import SessionRecord
@@ -159,12 +160,12 @@ def _login_page(request: web.Request, name: str, context: dict[str, Any], status
 
 async def _login_form(request: web.Request) -> dict[str, str] | None:
     """The posted form when its CSRF field matches the login cookie, else None."""
-    form = await request.post()
+    form = await read_form(request)
     given = form.get(CSRF_FIELD)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
-    if not isinstance(given, str) or not cookie or not hmac.compare_digest(given.encode(), cookie.encode()):
+    if given is None or not cookie or not hmac.compare_digest(given.encode(), cookie.encode()):
         return None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    return form
 
 
 # ---------------------------------------------------------------------------------------------- signing in

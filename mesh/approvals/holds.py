@@ -11,7 +11,9 @@ process and may be passed by at most the holds in flight on the others).
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from a2ui import form_part
@@ -41,6 +43,17 @@ class Holds:
         if total + self._in_flight[tenant] - 1 >= self._config.max_pending:
             raise QueueFull(self._config.max_pending)
 
+    @contextlib.contextmanager
+    def _in_flight_for(self, tenant: str) -> Iterator[None]:
+        """Count a hold being written, so concurrent turns see it before it is pending in the store."""
+        self._in_flight[tenant] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[tenant] -= 1
+            if not self._in_flight[tenant]:
+                del self._in_flight[tenant]
+
     async def hold(
         self,
         principal: Principal,
@@ -54,70 +67,50 @@ class Holds:
         run_id: str | None = None,
     ) -> dict[str, Any]:
         """Hold ``action`` under ``decision``'s policy; returns the held task as the wire shows it."""
-        tenant = task.tenant
-        self._in_flight[tenant] += 1
-        try:
-            await self._check_room(tenant, now)
-            return await self._hold(principal, task, user_msg, action, decision, now, new=new, run_id=run_id)
-        finally:
-            self._in_flight[tenant] -= 1
-            if not self._in_flight[tenant]:
-                del self._in_flight[tenant]
-
-    async def _hold(
-        self,
-        principal: Principal,
-        task: TaskRecord,
-        user_msg: dict[str, Any],
-        action: Action,
-        decision: Decision,
-        now: float,
-        *,
-        new: bool,
-        run_id: str | None,
-    ) -> dict[str, Any]:
-        policy = decision.policy
-        assert policy is not None
-        timeout = min(decision.timeout_s or self._config.approval_timeout_s, MAX_TIMEOUT_S)
-        approval = new_approval(
-            task,
-            kind=APPROVAL,
-            action=action,
-            form=held_form(action.tool, decision.form_fields),
-            requested_by=principal.sub,
-            requester_roles=sorted(principal.roles),
-            user_input=action.text or "",
-            now=now,
-            expires_at=now + timeout,
-            callback_key=self._config.callback_key,
-            policy=policy.name,
-            channels=decision.channels,
-            run_id=run_id,
-            distinct_approver=policy.distinct_approver,  # kept on the hold: a later policy change leaves it be
-        )
-        expires = iso(approval.expires_at)
-        airlock = {
-            **(task.metadata.get("airlock") or {}),
-            "approvalId": approval.id,
-            "policy": policy.name,
-            "expiresAt": expires,
-        }
-        task.metadata = {**task.metadata, "airlock": airlock}
-        status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(approval.form)], now)
-        async with self._store.transaction() as tx:
-            await write_task(tx, task, [user_msg] + ([status_msg] if status_msg else []), new=new)
-            await self._changes.record(
-                tx,
+        with self._in_flight_for(task.tenant):
+            await self._check_room(task.tenant, now)
+            policy = decision.policy
+            assert policy is not None
+            timeout = min(decision.timeout_s or self._config.approval_timeout_s, MAX_TIMEOUT_S)
+            approval = new_approval(
                 task,
-                "approval.created",
-                approval_id=approval.id,
+                kind=APPROVAL,
+                action=action,
+                form=held_form(action.tool, decision.form_fields),
+                requested_by=principal.sub,
+                requester_roles=sorted(principal.roles),
+                user_input=action.text or "",
+                now=now,
+                expires_at=now + timeout,
+                callback_key=self._config.callback_key,
                 policy=policy.name,
-                tool=action.tool,
+                channels=decision.channels,
                 run_id=run_id,
-                expires_at=expires,
+                distinct_approver=policy.distinct_approver,  # kept on the hold: a later policy change leaves it be
             )
-            await tx.insert_approval(approval)
-            await announce(tx, approval, REQUESTED, now)
-            await audit_decision(tx, task, action, decision, principal.sub, now)
-        self._changes.publish("approval.created", task, approval_id=approval.id)
-        return task.to_wire()
+            expires = iso(approval.expires_at)
+            airlock = {
+                **(task.metadata.get("airlock") or {}),
+                "approvalId": approval.id,
+                "policy": policy.name,
+                "expiresAt": expires,
+            }
+            task.metadata = {**task.metadata, "airlock": airlock}
+            status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(approval.form)], now)
+            async with self._store.transaction() as tx:
+                await write_task(tx, task, [user_msg] + ([status_msg] if status_msg else []), new=new)
+                await self._changes.record(
+                    tx,
+                    task,
+                    "approval.created",
+                    approval_id=approval.id,
+                    policy=policy.name,
+                    tool=action.tool,
+                    run_id=run_id,
+                    expires_at=expires,
+                )
+                await tx.insert_approval(approval)
+                await announce(tx, approval, REQUESTED, now)
+                await audit_decision(tx, task, action, decision, principal.sub, now)
+            self._changes.publish("approval.created", task, approval_id=approval.id)
+            return task.to_wire()

@@ -118,7 +118,7 @@ def test_token_names_its_home_and_warns_only_when_it_makes_the_secret(
     assert main(["token", "--sub", "bob"]) == 0
     first = capsys.readouterr().err
     assert f"using AIRLOCK_HOME={home.resolve()}" in first
-    assert "warning: created a new JWT secret" in first and str((home / "jwt.secret").resolve()) in first
+    assert "warning: created a new key" in first and str((home / "jwt.secret").resolve()) in first
     assert main(["token", "--sub", "bob"]) == 0
     second = capsys.readouterr().err
     assert f"using AIRLOCK_HOME={home.resolve()}" in second and "warning" not in second

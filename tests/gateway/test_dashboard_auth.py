@@ -205,8 +205,11 @@ def test_airlock_login_link_prints_a_url_the_home_s_key_signs(
     monkeypatch.setenv("AIRLOCK_HOME", str(tmp_path))
     monkeypatch.delenv("AIRLOCK_GATEWAY_URL", raising=False)
     assert main(["login-link", "--sub", "alice", "--role", "admin", "--gateway-url", "https://air.example/"]) == 0
-    url = capsys.readouterr().out.strip()
+    printed = capsys.readouterr()
+    url = printed.out.strip()
     assert url.startswith("https://air.example/dashboard/login/link?t=")
+    # a link signed with a key the command had to make is one no running server accepts: it says so
+    assert "warning: created a new key" in printed.err and str((tmp_path / "callback.key").resolve()) in printed.err
     key = (tmp_path / "callback.key").read_bytes().strip()
     claims = read_link_token(key, url.split("t=", 1)[1])
     assert (claims.sub, claims.tenant, claims.roles) == ("alice", "default", ("admin",))
@@ -269,3 +272,19 @@ async def test_with_auth_off_the_dashboard_is_the_local_operator_s(tmp_path: Pat
         resp = await airlock.gateway.get("/dashboard", allow_redirects=False)
         assert resp.status == 200
         assert "operator · default" in await resp.text()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data; boundary=x", b"token=abc"),  # no such boundary in the body
+        ("application/x-www-form-urlencoded", b"token=\xff\xfe"),  # not UTF-8
+    ],
+)
+@pytest.mark.parametrize("path", ["/dashboard/login", "/dashboard/login/link?t=abc.def"])
+async def test_a_form_that_cannot_be_read_is_a_400_not_a_500(
+    airlock: Airlock, caplog: pytest.LogCaptureFixture, path: str, content_type: str, body: bytes
+) -> None:
+    resp = await airlock.gateway.post(path, data=body, headers={"Content-Type": content_type})
+    assert resp.status == 400, await resp.text()
+    assert "Traceback" not in caplog.text and "unhandled error" not in caplog.text
