@@ -10,8 +10,9 @@ from aiohttp import web
 from gateway.auth import bearer, has_bearer, require, surface_of
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH
-from gateway.models import PendingRequest, parse
-from gateway.models import ResolveRequest as ResolveBody
+from gateway.models.base import parse
+from gateway.models.messages import PendingRequest
+from gateway.models.messages import ResolveRequest as ResolveBody
 from mesh.approvals.resolve import ResolveRequest
 from mesh.store import ApprovalRecord, iso
 
