@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictInt, WithJsonSchema
 from pydantic import ValidationError as PydanticError
 
-from gateway.errors import ApiError
+from gateway.errors import INTEGER, ApiError
 
 
 def _integral(value: Any) -> Any:
@@ -23,7 +23,15 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _digits(value: Any) -> Any:
+    """A query's integer is written as one (``-``? digits): not ``""``, ``" 5"``, ``"5.0"`` or ``"1e3"``."""
+    if isinstance(value, str) and not INTEGER.fullmatch(value):
+        raise ValueError("must be an integer")
+    return value
+
+
 Integer = Annotated[StrictInt, BeforeValidator(_integral)]
+QueryInt = Annotated[int, BeforeValidator(_digits)]
 Scalar = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
 
 

@@ -11,8 +11,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway.models import messages
+from gateway.models.base import Query
 
 MODELS: tuple[type[BaseModel], ...] = (*messages.MODELS,)
+# (method, path) → the model of that operation's query string
+QUERIES: dict[tuple[str, str], type[Query]] = {**messages.QUERIES}
 
 
 def _tidy(node: Any) -> Any:
@@ -44,10 +47,28 @@ def schemas() -> dict[str, Any]:
     return out
 
 
+def query_parameters(model: type[Query]) -> list[dict[str, Any]]:
+    """The OpenAPI ``parameters`` (``in: query``) of one query model, in field order."""
+    schema = _tidy(model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        if "description" in prop:
+            param["description"] = prop.pop("description")
+        param["schema"] = prop
+        params.append(param)
+    return params
+
+
 def write(path: str) -> None:
     with open(path) as f:
         doc = json.load(f)
     doc["components"]["schemas"].update(schemas())
+    for (method, route), model in QUERIES.items():
+        operation = doc["paths"][route][method]
+        others = [p for p in operation.get("parameters", []) if p.get("in") != "query"]
+        operation["parameters"] = query_parameters(model) + others
     with open(path, "w") as f:
         json.dump(doc, f, indent=2, ensure_ascii=False)
         f.write("\n")

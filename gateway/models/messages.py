@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, RootModel, StrictStr
 
-from gateway.models.base import Body, Integer, Scalar
+from gateway.models.base import Body, Integer, Query, Scalar
 
 
 class PendingRequest(Body):
@@ -42,3 +42,4 @@ class ResolveRequest(Body):
 
 
 MODELS = (PendingRequest, ResolveRequest)
+QUERIES: dict[tuple[str, str], type[Query]] = {}
