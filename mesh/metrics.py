@@ -29,6 +29,12 @@ RESOLUTIONS = Counter(
     "Held actions that ended, by outcome and the surface that ended them",
     ["outcome", "surface"],
 )
+PARTIAL_APPROVALS = Counter(
+    "airlock_partial_approvals_total",
+    "Approvals of holds that need several approvers, given before the last one needed, by surface",
+    ["surface"],
+)
+ESCALATIONS = Counter("airlock_escalations_total", "Holds still pending at their policy's escalate_after")
 AUDIT_HEAD_SEQ = Gauge(
     "airlock_audit_head_seq",
     "The audit trail's head: the seq of its last entry, as kept beside it (a falling value means lost entries)",

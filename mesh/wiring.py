@@ -63,7 +63,7 @@ class Mesh:
         self.expiry = Expiry(store, clock, core.changes)
         self.holds = Holds(store, config, core.changes)
         self.turn = Turn(core, self.holds, InputRequests(config))
-        self.resolver = Resolver(store, clock, core.changes, self.expiry, runner=self.turn)
+        self.resolver = Resolver(store, clock, core.changes, self.expiry, runner=self.turn, policies=core.policies)
         self.tasks = TaskService(core, self.turn, self.resolver, self.pushes)
         self.policy_admin = PolicyAdmin(store, clock, core.policies)
         self.channel_admin = ChannelAdmin(store, clock, config, channel_types(store, clock))

@@ -40,6 +40,7 @@ class PolicyAdmin:
         _check_timeout(policy)
         _check_form_fields(policy)
         await self._check_channels(tenant, policy.channels)
+        await self._check_channels(tenant, policy.escalate_to, "escalate_to")
         now = self._clock()
         policy = policy.model_copy(update={"created_at": iso(now), "updated_at": iso(now)})
         async with self._store.transaction() as tx:
@@ -72,6 +73,7 @@ class PolicyAdmin:
         _check_timeout(policy)
         _check_form_fields(policy)
         await self._check_channels(tenant, policy.channels)
+        await self._check_channels(tenant, policy.escalate_to, "escalate_to")
         now = self._clock()
         policy = policy.model_copy(update={"updated_at": iso(now)})
         async with self._store.transaction() as tx:
@@ -100,7 +102,7 @@ class PolicyAdmin:
     async def list_policies(self, tenant: str) -> list[dict[str, Any]]:
         return [Policy.model_validate(b).to_public() for b in await self._store.list_policies(tenant)]
 
-    async def _check_channels(self, tenant: str, names: list[str]) -> None:
+    async def _check_channels(self, tenant: str, names: list[str], field: str = "channels") -> None:
         for name in names:
             if await self._store.get_channel(tenant, name) is None:
-                raise InvalidInput(f"channels: no channel named {name!r}", field="channels")
+                raise InvalidInput(f"{field}: no channel named {name!r}", field=field)

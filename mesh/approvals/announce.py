@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mesh.delivery.notify import KIND
 from mesh.store import ApprovalRecord, Tx
 
 
-async def announce(tx: Tx, approval: ApprovalRecord, event: str, now: float) -> None:
+async def announce(
+    tx: Tx, approval: ApprovalRecord, event: str, now: float, channels: Sequence[str] | None = None
+) -> None:
     """One outbox row per channel of ``approval`` that takes ``event`` (the channels its hold was announced
-    on: a policy's, or those that opted in to requests for values)."""
-    if not approval.channels:
+    on: a policy's, or those that opted in to requests for values; or ``channels``, once each)."""
+    names = list(dict.fromkeys(approval.channels if channels is None else channels))
+    if not names:
         return
     takes = {c.name for c in await tx.channels(approval.tenant) if c.takes(event)}
-    for name in approval.channels:
+    for name in names:
         if name in takes:
             payload = {
                 "tenant": approval.tenant,

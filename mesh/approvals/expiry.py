@@ -1,7 +1,9 @@
-"""Expiry: a hold nobody resolved in time ends ``expired`` and its task ``rejected`` (fail closed).
+"""Time on a hold: escalation, then expiry.
 
-Each expiry is the same conditional write as a resolution, so two sweepers (or a sweeper and a late
-resolver) never both apply it.
+A hold still pending at its policy's ``escalate_after`` is announced, once, on the policy's
+``escalate_to`` channels (and its own, so what they show says "Escalated"). A hold nobody resolved in time
+ends ``expired`` and its task ``rejected`` (fail closed). Each is one conditional write, so two sweepers
+(of two replicas, or before and after a restart), or a sweeper and a late resolver, never both apply it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from mesh.approvals.announce import announce
 from mesh.core.changes import TaskChanges
 from mesh.core.kernel import Clock
 from mesh.core.taskstate import set_state, text_parts
-from mesh.delivery.channels.base import EXPIRED
-from mesh.store import ApprovalRecord, Store
+from mesh.delivery.channels.base import ESCALATED, EXPIRED
+from mesh.store import ApprovalRecord, Store, iso
 from mesh.wire.models import TaskState
 
 log = logging.getLogger("airlock.sweeper")
@@ -71,6 +73,45 @@ class Expiry:
                 self._changes.publish("approval.expired", task, approval_id=approval.id)
         return won
 
+    async def escalate(self, approval: ApprovalRecord) -> bool:
+        """Announce a pending hold on its escalation channels; True for the one call that did it."""
+        now = self._clock()
+        task = await self._store.get_task(approval.tenant, approval.task_id)
+        async with self._store.transaction() as tx:
+            won = await tx.claim_escalation(approval.id, now)
+            if won:
+                if task is not None:
+                    airlock = {**(task.metadata.get("airlock") or {}), "escalatedAt": iso(now)}
+                    task.metadata = {**task.metadata, "airlock": airlock}
+                    task.updated_at = now
+                    await tx.update_task(task)
+                    await self._changes.record(
+                        tx, task, "approval.escalated", approval_id=approval.id, escalate_to=approval.escalate_to
+                    )
+                await tx.audit(
+                    tenant=approval.tenant,
+                    kind="approval.escalated",
+                    actor="system",
+                    subject=approval.id,
+                    detail={"task": approval.task_id, "escalate_to": approval.escalate_to},
+                    now=now,
+                )
+                await announce(tx, approval, ESCALATED, now, [*approval.channels, *approval.escalate_to])
+        if won:
+            approval.escalated_at = now
+            metrics.ESCALATIONS.inc()
+            if task is not None:
+                self._changes.publish("approval.escalated", task, approval_id=approval.id)
+        return won
+
+    async def escalate_due(self) -> int:
+        """Escalate every pending hold whose escalation time has come."""
+        count = 0
+        for approval in await self._store.due_escalations(self._clock()):
+            if await self.escalate(approval):
+                count += 1
+        return count
+
     async def expire_due(self) -> int:
         """Expire every pending approval whose time has passed (the sweeper; also run at start)."""
         count = 0
@@ -80,9 +121,12 @@ class Expiry:
         return count
 
     async def sweep(self, interval_s: float = 1.0) -> None:
-        """Expire what is due, then again every ``interval_s``, until cancelled."""
+        """Escalate and expire what is due, then again every ``interval_s``, until cancelled."""
         while True:
             try:
+                escalated = await self.escalate_due()
+                if escalated:
+                    log.info("escalated %d approval(s)", escalated)
                 expired = await self.expire_due()
                 if expired:
                     log.info("expired %d approval(s)", expired)

@@ -18,7 +18,7 @@ from typing import Any
 
 from a2ui import form_part
 from mesh.approvals.announce import announce
-from mesh.approvals.records import APPROVAL, held_form, new_approval
+from mesh.approvals.records import APPROVAL, escalation_time, held_form, new_approval
 from mesh.auth import Principal
 from mesh.core.changes import TaskChanges, audit_decision
 from mesh.core.config import MAX_TIMEOUT_S, MeshConfig
@@ -86,7 +86,12 @@ class Holds:
                 policy=policy.name,
                 channels=decision.channels,
                 run_id=run_id,
-                distinct_approver=policy.distinct_approver,  # kept on the hold: a later policy change leaves it be
+                # what the policy asks of the decision is kept on the hold: a later policy change leaves it be
+                distinct_approver=policy.distinct_approver,
+                approvals_required=policy.approvals_required,
+                escalate_at=escalation_time(policy.escalate_after_s, now, timeout),
+                escalate_to=policy.escalate_to,
+                allow_edits=policy.allow_edits,
             )
             expires = iso(approval.expires_at)
             airlock = {
@@ -95,6 +100,8 @@ class Holds:
                 "policy": policy.name,
                 "expiresAt": expires,
             }
+            if approval.approvals_required > 1:
+                airlock |= {"approvals_required": approval.approvals_required, "approvals": []}
             task.metadata = {**task.metadata, "airlock": airlock}
             status_msg = set_state(task, TaskState.INPUT_REQUIRED, [form_part(approval.form)], now)
             async with self._store.transaction() as tx:

@@ -35,6 +35,10 @@ def new_approval(
     channels: Sequence[str] = (),
     run_id: str | None = None,
     distinct_approver: bool = False,
+    approvals_required: int = 1,
+    escalate_at: float | None = None,
+    escalate_to: Sequence[str] = (),
+    allow_edits: bool = False,
 ) -> ApprovalRecord:
     """A pending approval of ``task``. Only the hash of its callback token is kept (none without a key: a
     record approved at creation has nothing left to resolve); a request for values has no call to match
@@ -62,7 +66,19 @@ def new_approval(
         updated_at=now,
         run_id=run_id,
         second_pair=distinct_approver,
+        approvals_required=approvals_required,
+        escalate_at=escalate_at,
+        escalate_to=list(escalate_to),
+        allow_edits=allow_edits and kind == APPROVAL,
     )
+
+
+def escalation_time(escalate_after_s: int | None, now: float, timeout_s: float) -> float | None:
+    """When a hold made ``now`` escalates: never when its policy asks for none, or when the hold would
+    expire first (a hold's timeout may be shorter than the policy's when the server caps it)."""
+    if escalate_after_s is None or escalate_after_s >= timeout_s:
+        return None
+    return now + escalate_after_s
 
 
 @functools.lru_cache(maxsize=512)

@@ -9,10 +9,10 @@ publish and run the approved action (only the winner gets this far, so it runs o
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from a2ui import ResolutionError, decision_of, redact, sensitive_fields, validate_resolution
+from a2ui import ResolutionError, decision_of, field_ids, redact, sensitive_fields, validate_resolution
 from mesh import metrics
 from mesh.approvals.announce import announce
 from mesh.approvals.expiry import Expiry
@@ -21,11 +21,13 @@ from mesh.approvals.runner import Runner
 from mesh.auth import Principal
 from mesh.core.changes import TaskChanges
 from mesh.core.kernel import Clock
+from mesh.core.policies import PolicyCache
 from mesh.core.taskstate import allow_parts, set_state, text_parts
 from mesh.credentials import token_matches
-from mesh.delivery.channels.base import RESOLVED
+from mesh.delivery.channels.base import PROGRESS, RESOLVED
 from mesh.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
-from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord
+from mesh.policy import Action, Enforcement
+from mesh.store import PENDING, ApprovalRecord, Store, TaskRecord, iso
 from mesh.wire.models import TaskState, new_id, utc_now
 
 log = logging.getLogger("airlock.resolve")
@@ -44,6 +46,52 @@ class ResolveRequest:
     callback_token: str | None = None
     resolved_by: str | None = None
     preauthorized: bool = False  # the surface verified a credential bound to this approval (a signed link)
+
+
+REASON_MAX = 1000
+QUORUM_RETRIES = 64  # each lost compare-and-set means another approval landed; a quorum is at most 10
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What a resolution may carry beside the form's values: a reason (any decision; shown on a denial) and,
+    under a policy's ``allow_edits``, the call's new arguments. A form that has fields with these ids keeps
+    them as its own values (masked where sensitive), never read as either."""
+
+    reason: str | None
+    arguments: dict[str, Any] | None
+
+
+def split_extras(form: dict[str, Any], resolution: Any) -> tuple[Any, Extras]:
+    if not isinstance(resolution, dict):
+        return resolution, Extras(None, None)
+    ids = set(field_ids(form))
+    values = {k: v for k, v in resolution.items() if k in ids or k not in ("reason", "arguments")}
+    reason = None if "reason" in ids else resolution.get("reason")
+    if reason is not None:
+        if not isinstance(reason, str):
+            raise InvalidInput("reason must be a string", field="reason")
+        if len(reason) > REASON_MAX:
+            raise InvalidInput(f"reason must be at most {REASON_MAX} characters", field="reason")
+        reason = reason.strip() or None
+    arguments = None if "arguments" in ids else resolution.get("arguments")
+    if arguments is not None and not isinstance(arguments, dict):
+        raise InvalidInput("arguments must be an object (the tool call's new arguments)", field="arguments")
+    return values, Extras(reason, arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A checked resolution on its way to the write: who, what, the values as stored (masked) and as the
+    action gets them, the reason, and the edited call."""
+
+    req: ResolveRequest
+    resolver: str
+    decision: str
+    stored: dict[str, Any]
+    values: dict[str, Any]
+    reason: str | None
+    edited: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +156,24 @@ def _check_open(approval: ApprovalRecord, now: float) -> None:
 
 
 class Resolver:
-    """The one resolve path. ``runner`` runs what an approval lets go ahead (the turn code implements it)."""
+    """The one resolve path. ``runner`` runs what an approval lets go ahead (the turn code implements it);
+    ``policies`` judge an approver's edit of a call before it may run."""
 
-    def __init__(self, store: Store, clock: Clock, changes: TaskChanges, expiry: Expiry, runner: Runner) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        changes: TaskChanges,
+        expiry: Expiry,
+        runner: Runner,
+        policies: PolicyCache,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._changes = changes
         self._expiry = expiry
         self._runner = runner
+        self._policies = policies
 
     async def resolve(self, req: ResolveRequest) -> Outcome:
         approval = await find_approval(self._store, req.ref)
@@ -128,41 +186,186 @@ class Resolver:
         if approval.status == PENDING and approval.expires_at <= now:
             await self._expiry.expire(approval)
         _check_open(approval, now)
+        raw, extras = split_extras(approval.form, req.resolution)
         try:
-            values = validate_resolution(approval.form, req.resolution)
+            values = validate_resolution(approval.form, raw)
         except ResolutionError as exc:
             raise InvalidInput(str(exc), field=exc.field) from None
-        asked = approval.kind == INPUT
-        decision = "submit" if asked else decision_of(approval.form, values)
-        status = STATUS_OF_DECISION[decision]
-        stored_values = redact(approval.form, values)
+        decision = "submit" if approval.kind == INPUT else decision_of(approval.form, values)
+        edited = await self._edited_call(approval, decision, extras.arguments)
+        step = Step(req, resolver, decision, redact(approval.form, values), values, extras.reason, edited)
+        if decision == "approve" and approval.approvals_required > 1:
+            return await self._approve_in_quorum(approval, step)
+        outcome = await self._decide(approval, step)
+        if outcome is None:
+            latest = await self._store.get_approval(approval.id)
+            assert latest is not None
+            _check_open(latest, self._clock())
+            raise Conflict("already resolved")  # pending and unexpired cannot lose the write
+        return outcome
 
+    async def _edited_call(
+        self, approval: ApprovalRecord, decision: str, arguments: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The call as the approver changed it, after the tenant's policies judged it again (a call an edit
+        makes blocked is refused, and the hold stays pending); None when nothing was changed."""
+        if arguments is None:
+            return None
+        if approval.kind == INPUT:
+            raise InvalidInput("arguments: an answer to a request for values has no call to edit", field="arguments")
+        if decision != "approve":
+            raise InvalidInput("arguments: only an approval can change the call", field="arguments")
+        if not approval.allow_edits:
+            raise InvalidInput("arguments: this hold's policy does not allow edits (allow_edits)", field="arguments")
+        if approval.approvals_required > 1:
+            raise InvalidInput(
+                "arguments: a hold that needs several approvers is approved as it was asked", field="arguments"
+            )
+        original = Action.from_dict(approval.action)
+        if original.tool is None:
+            raise InvalidInput("arguments: this hold is not a tool call", field="arguments")
+        edited = replace(original, arguments=arguments)
+        verdict = (await self._policies.get(approval.tenant)).evaluate(edited)
+        if verdict.enforcement == Enforcement.BLOCK:
+            name = verdict.policy.name if verdict.policy else "a policy"
+            raise InvalidInput(
+                f"arguments: the edited call is blocked by policy {name}: {verdict.reason}", field="arguments"
+            )
+        return edited.to_dict()
+
+    async def _approve_in_quorum(self, approval: ApprovalRecord, step: Step) -> Outcome:
+        """One approval of a hold that needs several, from distinct signed-in people. Each is a
+        compare-and-set on the approvals given so far; the one that completes the quorum is also the
+        decision's conditional write, so the hold is approved, and its action run, exactly once."""
+        principal = step.req.principal
+        if principal is None:
+            raise Forbidden(
+                f"this hold needs {approval.approvals_required} approvals from signed-in approvers; "
+                "a link or a callback token names no one"
+            )
+        if principal.sub == approval.requested_by:
+            raise Forbidden("the caller that caused this hold cannot approve it")
+        for _ in range(QUORUM_RETRIES):
+            if approval.approved_by(principal.sub):
+                raise Conflict("already approved by you")
+            now = self._clock()
+            before = approval.approvals
+            after = [*before, {"by": principal.sub, "at": iso(now), "surface": step.req.surface}]
+            if len(after) >= approval.approvals_required:
+                outcome = await self._decide(approval, step, approvals=(before, after))
+                if outcome is not None:
+                    return outcome
+            elif await self._add_approval(approval, step, before, after, now):
+                task = await self._store.get_task(approval.tenant, approval.task_id)
+                return Outcome(approval=approval, decision=step.decision, task=task.to_wire() if task else {})
+            latest = await self._store.get_approval(approval.id)
+            assert latest is not None
+            _check_open(latest, self._clock())
+            approval = latest
+        raise Conflict("too many approvals at once; try again")
+
+    async def _add_approval(
+        self,
+        approval: ApprovalRecord,
+        step: Step,
+        before: list[dict[str, Any]],
+        after: list[dict[str, Any]],
+        now: float,
+    ) -> bool:
+        """Record an approval that does not yet make the quorum; False when another write came first."""
+        task = await self._store.get_task(approval.tenant, approval.task_id)
+        if task is None:
+            raise NotFound(f"no task {approval.task_id}")
+        airlock = {**(task.metadata.get("airlock") or {}), "approvals": after}
+        task.metadata = {**task.metadata, "airlock": airlock}
+        task.updated_at = now
+        async with self._store.transaction() as tx:
+            if not await tx.add_approval(approval.id, before=before, after=after, now=now):
+                return False
+            await tx.update_task(task)
+            await self._changes.record(
+                tx,
+                task,
+                "approval.progress",
+                approval_id=approval.id,
+                approvals=len(after),
+                approvals_required=approval.approvals_required,
+                surface=step.req.surface,
+            )
+            await tx.audit(
+                tenant=task.tenant,
+                kind="approval.approved",
+                actor=credential_of(step.req),
+                subject=approval.id,
+                detail={
+                    "task": task.id,
+                    "surface": step.req.surface,
+                    "policy": approval.policy,
+                    "approvals": len(after),
+                    "approvals_required": approval.approvals_required,
+                },
+                now=now,
+            )
+            await announce(tx, approval, PROGRESS, now)
+        approval.approvals, approval.updated_at = after, now
+        metrics.child(metrics.PARTIAL_APPROVALS, step.req.surface).inc()
+        self._changes.publish("approval.progress", task, approval_id=approval.id, approvals=len(after))
+        return True
+
+    async def _decide(
+        self,
+        approval: ApprovalRecord,
+        step: Step,
+        *,
+        approvals: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+    ) -> Outcome | None:
+        """The decision's one conditional write and everything written with it; None when it lost."""
+        req, resolver, decision = step.req, step.resolver, step.decision
+        status = STATUS_OF_DECISION[decision]
+        asked = approval.kind == INPUT
+        now = self._clock()
         task = await self._store.get_task(approval.tenant, approval.task_id)
         if task is None:
             raise NotFound(f"no task {approval.task_id}")
         guard = task.agent == "guard"
+        by = ", ".join(a["by"] for a in approvals[1]) if approvals else resolver
+        if approvals:
+            airlock = {**(task.metadata.get("airlock") or {}), "approvals": approvals[1]}
+            task.metadata = {**task.metadata, "airlock": airlock}
+        edit = edit_summary(approval.action, step.edited) if step.edited else None
         if asked:
             status_msg = set_state(task, TaskState.WORKING, text_parts(f"Input received from {resolver}."), now)
         elif decision == "deny":
-            status_msg = set_state(
-                task,
-                TaskState.REJECTED,
-                text_parts(f"Denied by {resolver}."),
-                now,
-                {"reason": "denied", "policy": approval.policy},
-            )
+            text = f"Denied by {resolver}: {step.reason}" if step.reason else f"Denied by {resolver}."
+            extra = {"reason": "denied", "policy": approval.policy, "deniedBy": resolver}
+            if step.reason:
+                extra["comment"] = step.reason
+            status_msg = set_state(task, TaskState.REJECTED, text_parts(text), now, extra)
         elif guard:
-            parts = allow_parts(approval.tool, policy=approval.policy, approvedBy=resolver, values=stored_values)
+            extra = {"arguments": step.edited["arguments"], "edited": edit} if step.edited and edit else {}
+            parts = allow_parts(approval.tool, policy=approval.policy, approvedBy=by, values=step.stored, **extra)
             status_msg = set_state(task, TaskState.COMPLETED, parts, now)
         else:
-            status_msg = set_state(task, TaskState.WORKING, text_parts(f"Approved by {resolver}; running."), now)
-        answer = _resolution_message(task, stored_values, approval, req.surface)
+            edited_note = " with edits" if step.edited else ""
+            status_msg = set_state(task, TaskState.WORKING, text_parts(f"Approved by {by}{edited_note}; running."), now)
+        answer = _resolution_message(task, step.stored, approval, req.surface, step.reason, edit)
         async with self._store.transaction() as tx:
             won = await tx.decide_approval(
-                approval.id, status=status, now=now, resolved_by=resolver, surface=req.surface, values=stored_values
+                approval.id,
+                status=status,
+                now=now,
+                resolved_by=resolver,
+                surface=req.surface,
+                values=step.stored,
+                reason=step.reason,
+                approvals=approvals,
+                edited_action=step.edited,
             )
             if won:
                 await tx.update_task(task)
+                event: dict[str, Any] = {"reason": step.reason} if step.reason else {}
+                if approvals:
+                    event["approvals"] = len(approvals[1])
                 await self._changes.record(
                     tx,
                     task,
@@ -172,15 +375,27 @@ class Resolver:
                     surface=req.surface,
                     resolved_by=resolver,
                     policy=approval.policy,
+                    **event,
                 )
                 # an answer to a form goes into history as the agent's next turn (masked), not twice
                 await tx.append_history(task.id, ([] if asked else [answer]) + ([status_msg] if status_msg else []))
-                detail = {"task": task.id, "status": status, "surface": req.surface, "policy": approval.policy}
+                detail: dict[str, Any] = {
+                    "task": task.id,
+                    "status": status,
+                    "surface": req.surface,
+                    "policy": approval.policy,
+                }
                 if req.principal is not None:
                     detail["principal"] = req.principal.sub
                 actor = credential_of(req)
                 if resolver != actor:
                     detail["resolved_by"] = resolver  # the name the caller gave: shown, not trusted
+                if step.reason:
+                    detail["reason"] = step.reason
+                if approvals:
+                    detail["approvals"] = [a["by"] for a in approvals[1]]
+                if edit:
+                    detail["edit"] = edit
                 await tx.audit(
                     tenant=task.tenant,
                     kind="approval.resolved",
@@ -191,21 +406,21 @@ class Resolver:
                 )
                 await announce(tx, approval, RESOLVED, now)
         if not won:
-            latest = await self._store.get_approval(approval.id)
-            assert latest is not None
-            _check_open(latest, self._clock())
-            raise Conflict("already resolved")  # pending and unexpired cannot lose the write
+            return None
         metrics.child(metrics.RESOLUTIONS, status, req.surface).inc()
         approval.status, approval.resolved_by, approval.resolved_at = status, resolver, now
-        approval.surface, approval.values = req.surface, stored_values
+        approval.surface, approval.values, approval.reason = req.surface, step.stored, step.reason
+        approval.edited_action = step.edited
+        if approvals:
+            approval.approvals = approvals[1]
         self._changes.publish("approval.resolved", task, approval_id=approval.id, status=status)
         if asked:
             # the next turn runs as the verified caller; a name the request only states is never a principal
             principal = req.principal or Principal(sub=credential_of(req), tenant=approval.tenant, roles=frozenset())
-            wire = await self._runner.answer_turn(principal, task, approval, values)
+            wire = await self._runner.answer_turn(principal, task, approval, step.values)
             return Outcome(approval=approval, decision=decision, task=wire)
         if decision == "approve" and not guard:
-            await self._runner.run_approved(task, approval, values)
+            await self._runner.run_approved(task, approval, step.values)
         return Outcome(approval=approval, decision=decision, task=task.to_wire())
 
     async def recover(self) -> int:
@@ -231,10 +446,34 @@ class Resolver:
         return count
 
 
+def edit_summary(original: dict[str, Any], edited: dict[str, Any]) -> dict[str, Any]:
+    """What history and the audit trail keep of an edit: both calls' fingerprints and the arguments that
+    changed (their names, never their values: an argument may be a secret)."""
+    before, after = original.get("arguments") or {}, edited.get("arguments") or {}
+    return {
+        "original": Action.from_dict(original).fingerprint(),
+        "edited": Action.from_dict(edited).fingerprint(),
+        "changed": sorted(k for k in before.keys() | after.keys() if before.get(k, _ABSENT) != after.get(k, _ABSENT)),
+    }
+
+
+_ABSENT = object()
+
+
 def _resolution_message(
-    task: TaskRecord, values: dict[str, Any], approval: ApprovalRecord, surface: str
+    task: TaskRecord,
+    values: dict[str, Any],
+    approval: ApprovalRecord,
+    surface: str,
+    reason: str | None = None,
+    edit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The resolution as a user turn in the task's history (sensitive values already masked)."""
+    airlock: dict[str, Any] = {"resolution": approval.id, "surface": surface, "at": utc_now()}
+    if reason:
+        airlock["reason"] = reason
+    if edit:
+        airlock["edit"] = edit
     return {
         "kind": "message",
         "role": "user",
@@ -242,5 +481,5 @@ def _resolution_message(
         "taskId": task.id,
         "contextId": task.context_id,
         "parts": [{"kind": "data", "data": values}],
-        "metadata": {"airlock": {"resolution": approval.id, "surface": surface, "at": utc_now()}},
+        "metadata": {"airlock": airlock},
     }

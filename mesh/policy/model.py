@@ -83,6 +83,13 @@ class Policy(BaseModel):
     # separation of duties: nobody, person or agent, resolves a hold their own message caused (an agent
     # never resolves its own hold whatever this says)
     distinct_approver: bool = False
+    # a quorum: this many approvals from distinct signed-in people, none of them the requester
+    approvals_required: int = 1
+    # escalation: a hold still pending this long after it was made is sent, once, to these channels
+    escalate_after_s: int | None = None
+    escalate_to: list[str] = Field(default_factory=list)
+    # an approver may change the call's arguments when approving (the edited call is checked again)
+    allow_edits: bool = False
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -107,6 +114,10 @@ class Policy(BaseModel):
             "agents": list(self.agents),
             "timeout": self.timeout_s,
             "distinct_approver": self.distinct_approver,
+            "approvals_required": self.approvals_required,
+            "escalate_after": self.escalate_after_s,
+            "escalate_to": list(self.escalate_to),
+            "allow_edits": self.allow_edits,
             "tenant_id": self.tenant,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -130,8 +141,13 @@ _CREATE_KEYS = frozenset(
         "agents",
         "timeout",
         "distinct_approver",
+        "approvals_required",
+        "escalate_after",
+        "escalate_to",
+        "allow_edits",
     }
 )
+APPROVALS_REQUIRED_MAX = 10
 _REQUIRED_KEYS = ("name", "scope_type", "enforcement", "evaluator")
 _EVALUATOR_KEYS = frozenset({"plugin", "config"})
 
@@ -178,6 +194,39 @@ def _check_timeout(value: object) -> int | None:
         return parse_duration(value)
     except ValueError as exc:
         raise PolicyError("timeout", str(exc)) from None
+
+
+def _check_quorum(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= APPROVALS_REQUIRED_MAX:
+        raise PolicyError("approvals_required", f"must be an integer from 1 to {APPROVALS_REQUIRED_MAX}")
+    return value
+
+
+def _check_escalation(body: Mapping[str, Any], timeout_s: int | None) -> tuple[int | None, list[str]]:
+    """``escalate_after`` and ``escalate_to`` come together; escalating at or after the hold's own timeout
+    would be no warning at all."""
+    after, to = body.get("escalate_after"), body.get("escalate_to")
+    channels = _check_string_list("escalate_to", [] if to is None else to)
+    if after is None:
+        if channels:
+            raise PolicyError("escalate_after", "is required with escalate_to")
+        return None, []
+    try:
+        after_s = parse_duration(after)
+    except ValueError as exc:
+        raise PolicyError("escalate_after", str(exc)) from None
+    if not channels:
+        raise PolicyError("escalate_to", "must name at least one channel with escalate_after")
+    if timeout_s is not None and after_s >= timeout_s:
+        raise PolicyError("escalate_after", "must be shorter than the policy's timeout")
+    return after_s, channels
+
+
+def _check_flag(body: Mapping[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise PolicyError(key, "must be true or false")
+    return value
 
 
 def _schema_error_field(error: ValidationError) -> str:
@@ -255,9 +304,10 @@ def parse_policy(body: object, tenant: str) -> Policy:
     if scope_type is ScopeType.AGENT and not agents:
         raise PolicyError("agents", "must list at least one agent for scope_type 'agent'")
     timeout_s = _check_timeout(body.get("timeout"))
-    distinct_approver = body.get("distinct_approver", False)
-    if not isinstance(distinct_approver, bool):
-        raise PolicyError("distinct_approver", "must be true or false")
+    distinct_approver = _check_flag(body, "distinct_approver")
+    approvals_required = _check_quorum(body.get("approvals_required", 1))
+    escalate_after_s, escalate_to = _check_escalation(body, timeout_s)
+    allow_edits = _check_flag(body, "allow_edits")
     return Policy(
         tenant=tenant,
         name=name,
@@ -272,6 +322,10 @@ def parse_policy(body: object, tenant: str) -> Policy:
         agents=agents,
         timeout_s=timeout_s,
         distinct_approver=distinct_approver,
+        approvals_required=approvals_required,
+        escalate_after_s=escalate_after_s,
+        escalate_to=escalate_to,
+        allow_edits=allow_edits,
     )
 
 

@@ -129,10 +129,20 @@ class ApprovalRecord:
     surface: str | None = None
     values: dict[str, Any] | None = None
     reason: str | None = None
+    approvals_required: int = 1
+    approvals: list[dict[str, Any]] = field(default_factory=list)  # {by, at, surface}, in the order given
+    escalate_at: float | None = None
+    escalate_to: list[str] = field(default_factory=list)
+    escalated_at: float | None = None
+    allow_edits: bool = False
+    edited_action: dict[str, Any] | None = None  # the call as an approver changed it (``action`` is the original)
 
     @property
     def pending(self) -> bool:
         return self.status == PENDING
+
+    def approved_by(self, subject: str) -> bool:
+        return any(a.get("by") == subject for a in self.approvals)
 
 
 @dataclass(slots=True)
@@ -302,8 +312,24 @@ class Tx(ABC):
         values: dict[str, Any] | None,
         reason: str | None = None,
         require_unexpired: bool = True,
+        approvals: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+        edited_action: dict[str, Any] | None = None,
     ) -> bool:
-        """Move a pending approval to ``status``; True only for the one caller whose write landed."""
+        """Move a pending approval to ``status``; True only for the one caller whose write landed.
+
+        ``approvals`` (the list as read, the list to write) makes the write also a compare-and-set on the
+        approvals given so far: a quorum's last approval lands only if nobody else's did in between."""
+
+    @abstractmethod
+    async def add_approval(
+        self, approval_id: str, *, before: list[dict[str, Any]], after: list[dict[str, Any]], now: float
+    ) -> bool:
+        """Record one more approval of a hold that still needs more: a compare-and-set on the list as read
+        (False if another approval, a decision or expiry came first; the caller reads again)."""
+
+    @abstractmethod
+    async def claim_escalation(self, approval_id: str, now: float) -> bool:
+        """Mark a pending hold escalated; True for the one caller (of any replica) whose write landed."""
 
     @abstractmethod
     async def enqueue(self, kind: str, payload: dict[str, Any], *, not_before: float = 0.0) -> None: ...
@@ -427,6 +453,10 @@ class Store(ABC):
 
     @abstractmethod
     async def due_expiries(self, now: float, limit: int = 500) -> list[ApprovalRecord]: ...
+
+    @abstractmethod
+    async def due_escalations(self, now: float, limit: int = 500) -> list[ApprovalRecord]:
+        """Pending holds whose escalation time has come and that were not escalated yet."""
 
     @abstractmethod
     async def list_tasks(

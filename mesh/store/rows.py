@@ -148,6 +148,13 @@ def approval_from_row(row: Any) -> ApprovalRecord:
         surface=row["surface"],
         values=loads(row["resolution"]),
         reason=row["reason"],
+        approvals_required=row["approvals_required"],
+        approvals=loads(row["approvals"]),
+        escalate_at=row["escalate_at"],
+        escalate_to=loads(row["escalate_to"]),
+        escalated_at=row["escalated_at"],
+        allow_edits=bool(row["allow_edits"]),
+        edited_action=loads(row["edited_action"]),
     )
 
 
@@ -157,7 +164,7 @@ TASK_COLUMNS = (
 APPROVAL_COLUMNS = (
     "id, task_id, tenant, kind, status, policy, tool, action, form, requested_by, requester_roles, "
     "session_id, user_input, channels, token_hash, fingerprint, run_id, second_pair, expires_at, "
-    "created_at, updated_at"
+    "created_at, updated_at, approvals_required, escalate_at, escalate_to, allow_edits"
 )
 
 
@@ -267,6 +274,10 @@ class SqlTx(Tx):
                 a.expires_at,
                 a.created_at,
                 a.updated_at,
+                a.approvals_required,
+                a.escalate_at,
+                dumps(a.escalate_to),
+                int(a.allow_edits),
             ),
         )
 
@@ -281,10 +292,12 @@ class SqlTx(Tx):
         values: dict[str, Any] | None,
         reason: str | None = None,
         require_unexpired: bool = True,
+        approvals: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+        edited_action: dict[str, Any] | None = None,
     ) -> bool:
         sql = (
             "UPDATE approvals SET status = ?, resolved_at = ?, resolved_by = ?, surface = ?, resolution = ?, "
-            "reason = ?, updated_at = ? WHERE id = ? AND status = ?"
+            "reason = ?, edited_action = ?, updated_at = ?"
         )
         args: list[Any] = [
             status,
@@ -293,14 +306,43 @@ class SqlTx(Tx):
             surface,
             None if values is None else dumps(values),
             reason,
+            None if edited_action is None else dumps(edited_action),
             now,
-            approval_id,
-            PENDING,
         ]
+        if approvals is not None:
+            sql += ", approvals = ?"
+            args.append(dumps(approvals[1]))
+        sql += " WHERE id = ? AND status = ?"
+        args += [approval_id, PENDING]
+        if approvals is not None:
+            sql += " AND approvals = ?"
+            args.append(dumps(approvals[0]))
         if require_unexpired:
             sql += " AND expires_at > ?"
             args.append(now)
         return await self.execute(sql, args) == 1
+
+    async def add_approval(
+        self, approval_id: str, *, before: list[dict[str, Any]], after: list[dict[str, Any]], now: float
+    ) -> bool:
+        return (
+            await self.execute(
+                "UPDATE approvals SET approvals = ?, updated_at = ? "
+                "WHERE id = ? AND status = ? AND approvals = ? AND expires_at > ?",
+                (dumps(after), now, approval_id, PENDING, dumps(before), now),
+            )
+            == 1
+        )
+
+    async def claim_escalation(self, approval_id: str, now: float) -> bool:
+        return (
+            await self.execute(
+                "UPDATE approvals SET escalated_at = ?, updated_at = ? "
+                "WHERE id = ? AND status = ? AND escalated_at IS NULL AND escalate_at <= ? AND expires_at > ?",
+                (now, now, approval_id, PENDING, now, now),
+            )
+            == 1
+        )
 
     async def channels(self, tenant: str) -> list[ChannelRecord]:
         rows = await self.fetchall(TENANT_CHANNELS, (tenant,))

@@ -211,6 +211,20 @@ MIGRATIONS: list[list[str]] = [
         "INSERT INTO audit_head (id, seq, hash, mac) SELECT 1, seq, hash, '' FROM audit "
         "WHERE seq = (SELECT MAX(seq) FROM audit)",
     ],
+    [
+        # a quorum: how many distinct approvers a hold needs, and the approvals given so far (JSON list of
+        # {by, at, surface}); the last one needed is the conditional write that approves
+        "ALTER TABLE approvals ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE approvals ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]'",
+        # escalation: when a still-pending hold is sent to more channels, which ones, and when it was (once)
+        "ALTER TABLE approvals ADD COLUMN escalate_at REAL",
+        "ALTER TABLE approvals ADD COLUMN escalate_to TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE approvals ADD COLUMN escalated_at REAL",
+        "CREATE INDEX IF NOT EXISTS approvals_escalation ON approvals (status, escalate_at)",
+        # approve with edits: whether the policy let approvers change the call, and the call as approved
+        "ALTER TABLE approvals ADD COLUMN allow_edits INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE approvals ADD COLUMN edited_action TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

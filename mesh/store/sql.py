@@ -193,6 +193,14 @@ class SqlStore(Store):
         )
         return [approval_from_row(r) for r in rows]
 
+    async def due_escalations(self, now: float, limit: int = 500) -> list[ApprovalRecord]:
+        rows = await self._all(
+            "SELECT * FROM approvals WHERE status = ? AND escalate_at <= ? AND escalated_at IS NULL "
+            "AND expires_at > ? ORDER BY escalate_at LIMIT ?",
+            (PENDING, now, now, limit),
+        )
+        return [approval_from_row(r) for r in rows]
+
     async def list_policies(self, tenant: str) -> list[dict[str, Any]]:
         rows = await self._all("SELECT body FROM policies WHERE tenant = ? ORDER BY name", (tenant,))
         return [loads(r[0]) for r in rows]

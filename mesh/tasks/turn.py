@@ -36,7 +36,6 @@ def context_of(task: TaskRecord, sender: str) -> TurnContext:
     )
 
 
-
 def queue_full(exc: QueueFull) -> rpc.RpcError:
     """A hold refused because the tenant's queue is full, as an A2A error: nothing was written, the caller
     may try again once approvers have worked the queue down."""
@@ -45,6 +44,7 @@ def queue_full(exc: QueueFull) -> rpc.RpcError:
         f"Approval queue full: {exc.message}; the call was not held, try again later",
         {"status": 503, "code": "queue_full", "maxPending": exc.limit},
     )
+
 
 class Turn:
     def __init__(self, core: Core, holds: Holds, input_requests: InputRequests) -> None:
@@ -57,9 +57,7 @@ class Turn:
         self._holds = holds
         self._input_requests = input_requests
 
-    def route(
-        self, message: Message, params: MessageSendParams, task: TaskRecord | None = None
-    ) -> Agent | None:
+    def route(self, message: Message, params: MessageSendParams, task: TaskRecord | None = None) -> Agent | None:
         """The agent a message goes to: named in metadata, else the task's agent when it continues its
         tasks, else none for a guard's tool call, else the default agent."""
         named = (message.metadata or {}).get("agent") or (params.metadata or {}).get("agent")
@@ -188,7 +186,7 @@ class Turn:
             reply = Reply(state=TaskState.FAILED, parts=text_parts(f"agent {task.agent!r} is not registered"))
         else:
             execution = Execution(
-                action=Action.from_dict(approval.action),
+                action=Action.from_dict(approval.edited_action or approval.action),
                 values=values,
                 sensitive=sensitive_fields(approval.form),
                 key=approval.id,

@@ -13,7 +13,9 @@ REQUESTED = "approval.requested"
 INPUT_REQUESTED = "input.requested"
 RESOLVED = "approval.resolved"
 EXPIRED = "approval.expired"
-EVENTS = (REQUESTED, RESOLVED, EXPIRED, INPUT_REQUESTED)
+PROGRESS = "approval.progress"  # a hold that needs several approvals got one more
+ESCALATED = "approval.escalated"  # a hold still pending at its policy's escalate_after
+EVENTS = (REQUESTED, RESOLVED, EXPIRED, INPUT_REQUESTED, PROGRESS, ESCALATED)
 """Every event a channel can take. A channel takes all of them unless its ``events`` names some; input
 requests reach only the channels that opted in (``config.input_requests``)."""
 

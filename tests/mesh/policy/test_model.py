@@ -58,7 +58,18 @@ def test_guide_body_parses_with_defaults() -> None:
 
 def test_to_public_shape() -> None:
     policy = parse_policy(
-        body(priority=5, channels=["slack"], agents=["ops-*"], timeout="15m", distinct_approver=True), "acme"
+        body(
+            priority=5,
+            channels=["slack"],
+            agents=["ops-*"],
+            timeout="15m",
+            distinct_approver=True,
+            approvals_required=2,
+            escalate_after="5m",
+            escalate_to=["pager"],
+            allow_edits=True,
+        ),
+        "acme",
     )
     assert policy.to_public() == {
         "policy_id": "bulk_ops_approval",
@@ -73,6 +84,10 @@ def test_to_public_shape() -> None:
         "agents": ["ops-*"],
         "timeout": 900,
         "distinct_approver": True,
+        "approvals_required": 2,
+        "escalate_after": 300,
+        "escalate_to": ["pager"],
+        "allow_edits": True,
         "tenant_id": "acme",
         "created_at": None,
         "updated_at": None,
@@ -274,3 +289,35 @@ def test_parse_duration_accepts(value: object, seconds: int) -> None:
 def test_parse_duration_rejects(value: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"approvals_required": 0}, "approvals_required"),
+        ({"approvals_required": 11}, "approvals_required"),
+        ({"approvals_required": True}, "approvals_required"),
+        ({"approvals_required": "2"}, "approvals_required"),
+        ({"escalate_to": ["pager"]}, "escalate_after"),
+        ({"escalate_after": "5m"}, "escalate_to"),
+        ({"escalate_after": "5m", "escalate_to": []}, "escalate_to"),
+        ({"escalate_after": "soon", "escalate_to": ["pager"]}, "escalate_after"),
+        ({"escalate_after": "15m", "escalate_to": ["pager"], "timeout": "15m"}, "escalate_after"),
+        ({"escalate_after": "5m", "escalate_to": [""]}, "escalate_to.0"),
+        ({"allow_edits": "yes"}, "allow_edits"),
+    ],
+)
+def test_decision_fields_are_checked(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(body(**fields), "acme")
+    assert exc.value.field == field
+
+
+def test_decision_fields_default_to_one_approver_no_escalation_no_edits() -> None:
+    policy = parse_policy(body(), "acme")
+    assert (policy.approvals_required, policy.escalate_after_s, policy.escalate_to, policy.allow_edits) == (
+        1,
+        None,
+        [],
+        False,
+    )
