@@ -64,7 +64,7 @@ def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, An
 @routes.post("/messages/{id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
     body = parse(ResolveBody, await read_object(request))
-    resolution, token = body.resolution.root, body.callback_token
+    resolution, token = body.resolution.values(), body.callback_token
     if token is not None and not has_bearer(request):
         req = ResolveRequest(
             ref=request.match_info["id"], resolution=resolution, surface="callback", callback_token=token
