@@ -23,6 +23,8 @@ from aiohttp import web
 from gateway.auth import require
 from gateway.errors import json_response, query_int
 from gateway.keys import MESH, VERIFIER
+from gateway.models.base import parse
+from gateway.models.observe import AuditQuery
 from mesh import metrics
 from mesh.core.events import Event
 from mesh.store import Store, iso
@@ -43,8 +45,6 @@ STREAMS = web.AppKey("event_streams", set)
 """The open streams' queues, told to finish when the app shuts down."""
 CLOSING = Event(kind="stream.closing", tenant="", subject="")
 REPLAY_BATCH = 500
-AUDIT_DEFAULT_LIMIT = 100
-AUDIT_MAX_LIMIT = 1000
 AUDIT_SCAN_BATCH = 1000
 
 # keys that could carry what a person typed or an action's arguments; never sent on a stream
@@ -252,11 +252,12 @@ def audit_public(entry: AuditRecord) -> dict[str, Any]:
 
 @routes.get("/v1/audit")
 async def audit_page(request: web.Request) -> web.Response:
-    """The caller's tenant's audit entries after ``after``, oldest first; ``next_after`` pages on."""
+    """The caller's tenant's audit entries after ``after``, oldest first; ``next_after`` pages on. ``limit`` is
+    at most 500 (``AuditQuery``): a larger one is a 400, so a client learns the bound instead of a short page."""
     principal = require(request, "admin")
     store = request.app[MESH].store
-    after = query_int(request.query.get("after"), "after", 0)
-    limit = min(query_int(request.query.get("limit"), "limit", AUDIT_DEFAULT_LIMIT, minimum=1), AUDIT_MAX_LIMIT)
+    query = parse(AuditQuery, request.query)
+    after, limit = query.after, query.limit
     found: list[AuditRecord] = []
     cursor = after
     while len(found) <= limit:  # one entry past the page says whether there is a next one

@@ -66,7 +66,8 @@ def parse(model: type[M], body: Mapping[str, Any]) -> M:
         first = exc.errors()[0]
         loc = first["loc"]
         where = ".".join(str(p) for p in loc)
-        # a resolution's keys are form field ids, and a form's errors name the field id alone (as a2ui does)
-        field = str(loc[1]) if len(loc) > 1 and loc[0] == "resolution" else str(loc[0]) if loc else None
+        # a resolution's keys are form field ids, and a form's errors name the field id alone (as a2ui does);
+        # elsewhere a nested field is named by its dotted path (``evaluator.plugin``), as the mesh names them
+        field = str(loc[1]) if len(loc) > 1 and loc[0] == "resolution" else where or None
         message = first["msg"].removeprefix("Value error, ")
         raise ApiError(400, f"{where or 'body'}: {message}", field=field) from None

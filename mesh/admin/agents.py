@@ -10,7 +10,6 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlparse
 
 import aiohttp
 import orjson
@@ -33,22 +32,6 @@ CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 CARD_TIMEOUT_S = 10.0
 CARD_MAX_BYTES = 1024 * 1024
 CHANGED = "agents.changed"
-
-
-def _check_url(url: Any) -> str:
-    try:
-        parsed = urlparse(url) if isinstance(url, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidInput("url must be an http(s) URL", field="url")
-    return url.rstrip("/")
-
-
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name or len(name) > NAME_MAX_LENGTH or not NAME_RE.fullmatch(name):
-        raise InvalidInput(f"name is required: 1 to {NAME_MAX_LENGTH} letters, digits, '_', '.' or '-'", field="name")
-    return name
 
 
 def _card_urls(url: str) -> tuple[str, list[str]]:
@@ -153,14 +136,10 @@ class AgentAdmin:
     def _changed(self, tenant: str, name: str, change: str) -> None:
         self._events.publish(Event(kind=CHANGED, tenant=tenant, subject=name, data={"change": change}))
 
-    async def add_agent(self, tenant: str, actor: str, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
-        unknown = sorted(set(body) - {"name", "url"})
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
-        name = _check_name(body.get("name"))
-        url = _check_url(body.get("url"))
+    async def add_agent(self, tenant: str, actor: str, body: Mapping[str, str]) -> dict[str, Any]:
+        """``body`` has the shape the gateway's ``AgentCreate`` checked (a name of ``NAME_RE``, an http(s)
+        URL); what is checked here needs the mesh: a reserved or in-process name, and the card the URL serves."""
+        name, url = body["name"], body["url"].rstrip("/")
         if name in RESERVED_NAMES:
             raise InvalidInput(f"name {name!r} is reserved", field="name")
         existing = self._agents.get(name)
@@ -186,9 +165,7 @@ class AgentAdmin:
         self._changed(tenant, name, "added")
         return agent_public(record, agent)
 
-    async def delete_agent(self, tenant: str, actor: str, name: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("name is required", field="name")
+    async def delete_agent(self, tenant: str, actor: str, name: str) -> None:
         existing = self._agents.get(name)
         if existing is not None and not isinstance(existing, RemoteAgent):
             raise InvalidInput(f"{name!r} is an in-process agent; it cannot be deleted", field="name")
@@ -202,11 +179,23 @@ class AgentAdmin:
         self._unregister(name)
         self._changed(tenant, name, "deleted")
 
-    async def list_agents(self) -> list[dict[str, Any]]:
-        """In-process agents (``kind: local``) and downstream agents as stored (``kind: remote``)."""
+    async def page_agents(self, *, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the agents: the in-process ones (``kind: local``) by name, then the downstream ones as
+        stored (``kind: remote``) by name, and where the next page starts (None at the end).
+
+        ``after`` is what an earlier page returned: ``local:<name>`` or ``remote:<name>``, the last agent
+        listed. The two kinds are paged one after the other, not merged, so each is ordered by its own rules
+        (Python's for the registry, the database's for the store) and no page repeats or skips an agent.
+        Raises :class:`InvalidInput` naming ``cursor`` for any other ``after``."""
+        section, name = "local", None
+        if after is not None:
+            section, _, name = after.partition(":")
+            if section not in ("local", "remote") or not name:
+                raise InvalidInput("cursor: not a cursor this server gave", field="cursor")
         out: list[dict[str, Any]] = []
-        for agent in self._agents.all():
-            if not isinstance(agent, RemoteAgent):
+        if section == "local":
+            local = sorted((a for a in self._agents.all() if not isinstance(a, RemoteAgent)), key=lambda a: a.name)
+            for agent in [a for a in local if name is None or a.name > name][: limit + 1]:
                 out.append(
                     {
                         "name": agent.name,
@@ -216,10 +205,15 @@ class AgentAdmin:
                         "default": self._agents.default == agent.name,
                     }
                 )
-        for record in await self._store.list_agents():
-            registered = self._agents.get(record.name)
-            out.append(agent_public(record, registered if isinstance(registered, RemoteAgent) else None))
-        return out
+            name = None  # the downstream agents start from the first
+        if len(out) <= limit:
+            for record in await self._store.list_agents(after=name, limit=limit + 1 - len(out)):
+                registered = self._agents.get(record.name)
+                out.append(agent_public(record, registered if isinstance(registered, RemoteAgent) else None))
+        if len(out) <= limit:
+            return out, None
+        page = out[:limit]
+        return page, f"{page[-1]['kind']}:{page[-1]['name']}"
 
     async def load_agents(self) -> int:
         """Make the registry's downstream agents match the store: register new ones, drop deleted ones,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mesh.core.kernel import Clock
-from mesh.errors import InvalidInput, NotFound
+from mesh.errors import NotFound
 from mesh.store import OutboxEntry, Store, iso
 
 STATES = ("pending", "dead", "delivered")
@@ -32,10 +32,8 @@ class OutboxAdmin:
         self._clock = clock
 
     async def list_entries(self, tenant: str, state: str, *, after: int, limit: int) -> dict[str, Any]:
-        if state not in STATES:
-            raise InvalidInput(f"state must be one of: {', '.join(STATES)}", field="state")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}", field="limit")
+        """A page of the tenant's entries in ``state`` (one of ``STATES``), after the id ``after``: ``limit``
+        from 1 to ``MAX_LIMIT``, as the gateway's ``OutboxQuery`` checked."""
         entries = await self._store.list_outbox(tenant, state, after=after, limit=limit)
         out: dict[str, Any] = {"entries": [entry_public(e) for e in entries]}
         if len(entries) == limit:

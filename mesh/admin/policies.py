@@ -87,9 +87,8 @@ class PolicyAdmin:
         self._policies.changed(tenant)
         return policy.to_public()
 
-    async def delete_policy(self, tenant: str, actor: str, name: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("policy_id is required", field="policy_id")
+    async def delete_policy(self, tenant: str, actor: str, name: str) -> None:
+        """``name`` comes from a body the gateway's model has checked (a non-empty string)."""
         now = self._clock()
         async with self._store.transaction() as tx:
             found = await tx.delete_policy(tenant, name)
@@ -100,7 +99,17 @@ class PolicyAdmin:
         self._policies.changed(tenant)
 
     async def list_policies(self, tenant: str) -> list[dict[str, Any]]:
+        """Every policy of the tenant (the dashboard shows them on one page)."""
         return [Policy.model_validate(b).to_public() for b in await self._store.list_policies(tenant)]
+
+    async def page_policies(
+        self, tenant: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the tenant's policies by name, after the name ``after``, and the name to page on
+        from (None at the end). One row past the page is read, so a full last page says it is the last."""
+        rows = await self._store.list_policies(tenant, after=after, limit=limit + 1)
+        page = [Policy.model_validate(b).to_public() for b in rows[:limit]]
+        return page, page[-1]["name"] if len(rows) > limit else None
 
     async def _check_channels(self, tenant: str, names: list[str], field: str = "channels") -> None:
         for name in names:

@@ -492,17 +492,24 @@ class Store(ABC):
         """The seq of the tenant's newest event, 0 when it has none: where a fresh event stream starts."""
 
     @abstractmethod
-    async def list_agents(self) -> list[AgentRecord]: ...
+    async def list_agents(self, *, after: str | None = None, limit: int | None = None) -> list[AgentRecord]:
+        """Downstream agents by name; ``after``/``limit`` read one page (names after ``after``), else all."""
 
     # policies and channels
     @abstractmethod
-    async def list_policies(self, tenant: str) -> list[dict[str, Any]]: ...
+    async def list_policies(
+        self, tenant: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's policies by name; ``after``/``limit`` read one page (names after ``after``), else all."""
 
     @abstractmethod
     async def get_policy(self, tenant: str, name: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    async def list_channels(self, tenant: str) -> list[ChannelRecord]: ...
+    async def list_channels(
+        self, tenant: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ChannelRecord]:
+        """The tenant's channels by name; ``after``/``limit`` read one page (names after ``after``), else all."""
 
     @abstractmethod
     async def get_channel(self, tenant: str, name: str) -> ChannelRecord | None: ...

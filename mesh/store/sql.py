@@ -123,8 +123,10 @@ class SqlStore(Store):
         row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?", (tenant,))
         return int(row[0])
 
-    async def list_agents(self) -> list[AgentRecord]:
-        return [agent_from_row(r) for r in await self._all("SELECT * FROM agents ORDER BY name")]
+    async def list_agents(self, *, after: str | None = None, limit: int | None = None) -> list[AgentRecord]:
+        where, tail, args = _page(after, limit)
+        rows = await self._all(f"SELECT * FROM agents WHERE {where} ORDER BY name{tail}", args)
+        return [agent_from_row(r) for r in rows]
 
     async def get_history(self, task_id: str, last: int | None = None) -> list[dict[str, Any]]:
         if last is None:
@@ -201,16 +203,29 @@ class SqlStore(Store):
         )
         return [approval_from_row(r) for r in rows]
 
-    async def list_policies(self, tenant: str) -> list[dict[str, Any]]:
-        rows = await self._all("SELECT body FROM policies WHERE tenant = ? ORDER BY name", (tenant,))
+    async def list_policies(
+        self, tenant: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        where, tail, args = _page(after, limit)
+        rows = await self._all(
+            f"SELECT body FROM policies WHERE tenant = ? AND {where} ORDER BY name{tail}", (tenant, *args)
+        )
         return [loads(r[0]) for r in rows]
 
     async def get_policy(self, tenant: str, name: str) -> dict[str, Any] | None:
         row = await self._one("SELECT body FROM policies WHERE tenant = ? AND name = ?", (tenant, name))
         return loads(row[0]) if row else None
 
-    async def list_channels(self, tenant: str) -> list[ChannelRecord]:
-        rows = await self._all(TENANT_CHANNELS, (tenant,))
+    async def list_channels(
+        self, tenant: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ChannelRecord]:
+        if after is None and limit is None:
+            rows = await self._all(TENANT_CHANNELS, (tenant,))
+        else:
+            where, tail, args = _page(after, limit)
+            rows = await self._all(
+                f"SELECT * FROM channels WHERE tenant = ? AND {where} ORDER BY name{tail}", (tenant, *args)
+            )
         return [channel_from_row(r) for r in rows]
 
     async def get_channel(self, tenant: str, name: str) -> ChannelRecord | None:
@@ -340,3 +355,13 @@ class SqlStore(Store):
                             a.row_id,
                         ),
                     )
+
+
+def _page(after: str | None, limit: int | None) -> tuple[str, str, tuple[Any, ...]]:
+    """The condition that starts a page of rows ordered by name after ``after``, the ``LIMIT`` that ends it,
+    and their arguments. Names are unique in each listing, so ``name > after`` neither repeats nor skips a row
+    between pages; the database compares as it orders, whatever its collation."""
+    where, args = ("name > ?", (after,)) if after is not None else ("1 = 1", ())
+    if limit is None:
+        return where, "", args
+    return where, " LIMIT ?", (*args, limit)

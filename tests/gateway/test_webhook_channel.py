@@ -77,7 +77,7 @@ async def test_duplicate_channel_is_409(airlock: Airlock, receiver: Receiver) ->
         ({"name": "c", "type": "webhook", "config": {"url": "http://[::1/x"}}, "config.url"),
         ({"name": "c", "type": "webhook", "config": {}}, "config.url"),
         ({"name": "c", "type": "webhook", "config": {"url": 42}}, "config.url"),
-        ({"name": "c", "type": "webhook"}, "config.url"),
+        ({"name": "c", "type": "webhook"}, "config"),  # the document requires config: the model names it
         ({"name": "c", "type": "webhook", "config": "http://x"}, "config"),
         ({"name": "c", "type": "carrier-pigeon", "config": {"url": "http://example.com"}}, "type"),
         ({"name": "c", "type": ["webhook"], "config": {"url": "http://example.com"}}, "type"),
