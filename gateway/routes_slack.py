@@ -5,7 +5,9 @@ A request counts only when its ``X-Slack-Signature`` (``v0=`` HMAC-SHA256 of
 ``v0:{X-Slack-Request-Timestamp}:{body}``) verifies under the signing secret of one of the server's Slack
 channels, within five minutes of its timestamp; otherwise ``401`` and nothing happens. The verified
 channel decides the tenant, and its ``users`` who the Slack user is: an Airlock subject that resolves as an
-approver, through the one resolve path (surface ``slack``), so a requester never approves its own hold.
+approver, through the one resolve path (surface ``slack``), so a requester never approves its own hold and a
+click on a hold that needs several approvers counts as that subject's approval. A hold escalated to a
+channel (a policy's ``escalate_to``) may be resolved from the message posted there too.
 
 Slack wants an answer within three seconds, so a click is answered at once and resolved in the
 background; a click that lost, or that came from someone not in ``users``, is told so privately through
@@ -179,8 +181,10 @@ async def _click(mesh: Mesh, channels: list[ChannelRecord], approval_id: Any, us
     approval = await mesh.store.get_approval(approval_id)
     if approval is None:
         return None
+    # the hold's own channels, and once it escalated the policy's escalate_to: each was sent the buttons
+    shown_on = [*approval.channels, *(approval.escalate_to if approval.escalated_at is not None else ())]
     for channel in channels:
-        if channel.tenant == approval.tenant and channel.name in approval.channels:
+        if channel.tenant == approval.tenant and channel.name in shown_on:
             users = channel.config.get("users")
             subject = users.get(user) if isinstance(users, dict) and user else None
             return Click(approval, channel, subject if isinstance(subject, str) and subject else None)
@@ -207,8 +211,10 @@ async def _block_actions(
     response_url = _text(payload.get("response_url"))
     if action_id in (slack.APPROVE, slack.DENY):
         _spawn(request, _decide(request.app, mesh, channels, action_id, action.get("value"), user, response_url))
-    elif action_id == slack.OPEN_FORM:
-        await _open_form(request, mesh, channels, action.get("value"), user, response_url, payload.get("trigger_id"))
+    elif action_id in (slack.OPEN_FORM, slack.DENY_WITH_REASON):
+        await _open_form(
+            request, mesh, channels, action.get("value"), user, response_url, payload.get("trigger_id"), action_id
+        )
     return web.Response(status=200)  # the dashboard link, and anything else, needs no more
 
 
@@ -248,7 +254,7 @@ async def _resolve(mesh: Mesh, click: Click, resolution: dict[str, Any]) -> str 
         await mesh.resolver.resolve(request)
     except Conflict:
         latest = await mesh.store.get_approval(click.approval.id)
-        return slack.already(latest) if latest is not None else slack.NOTHING_HERE
+        return slack.already(latest, click.subject) if latest is not None else slack.NOTHING_HERE
     except Gone:
         return slack.EXPIRED_TEXT
     except Forbidden as exc:
@@ -284,16 +290,19 @@ async def _open_form(
     user: str | None,
     response_url: str | None,
     trigger_id: Any,
+    action_id: str = slack.OPEN_FORM,
 ) -> None:
-    """Open the modal at once (its trigger id expires in three seconds); a refusal is told privately."""
+    """Open the modal at once (its trigger id expires in three seconds): the form's, or for "Deny with
+    reason…" the one asking why; a refusal is told privately."""
     inbound = request.app[SLACK]
     click = await _click(mesh, channels, approval_id, user)
+    asks_reason = action_id == slack.DENY_WITH_REASON
     refusal: str | None = None
     if click is None:
         refusal = slack.NOTHING_HERE
     elif click.subject is None:
         refusal = slack.NOT_APPROVER
-    elif sensitive_fields(click.approval.form):
+    elif sensitive_fields(click.approval.form) and not asks_reason:  # a reason is no value of the form
         refusal = slack.USE_DASHBOARD
     elif not click.approval.pending:
         refusal = slack.already(click.approval)
@@ -305,11 +314,10 @@ async def _open_form(
     if not isinstance(trigger_id, str) or not trigger_id or inbound.http is None:
         return
     client = slack.web_client(click.channel.config, inbound.http)
+    view = slack.reason_modal(click.approval) if asks_reason else slack.form_modal(click.approval)
     try:
         async with asyncio.timeout(VIEWS_OPEN_TIMEOUT_S):
-            await slack.call(
-                "views.open", client.views_open(trigger_id=trigger_id, view=slack.form_modal(click.approval))
-            )
+            await slack.call("views.open", client.views_open(trigger_id=trigger_id, view=view))
     except (DeliveryFailed, Undeliverable, aiohttp.ClientError, TimeoutError, OSError) as exc:
         log.warning(
             "the form of approval %s could not be opened in Slack: %s",
@@ -326,6 +334,8 @@ async def _view_submission(
 ) -> web.StreamResponse:
     view = payload.get("view")
     view = view if isinstance(view, dict) else {}
+    if view.get("callback_id") == slack.REASON_CALLBACK:
+        return await _reason_submission(request, mesh, channels, payload, view)
     if view.get("callback_id") != slack.FORM_CALLBACK:
         return web.Response(status=200)
     user = _user(payload)
@@ -349,6 +359,30 @@ async def _view_submission(
     if errors:
         return _errors(errors)
     _spawn(request, _submit(request.app, mesh, click, values, user))
+    return web.Response(status=200)  # closes the modal
+
+
+async def _reason_submission(
+    request: web.Request, mesh: Mesh, channels: list[ChannelRecord], payload: dict[str, Any], view: dict[str, Any]
+) -> web.StreamResponse:
+    """A "Deny with reason" modal: deny the hold with the reason typed, through the one resolve path."""
+    user = _user(payload)
+    click = await _click(mesh, channels, view.get("private_metadata"), user)
+    if click is None:
+        log.warning("a Slack reason was submitted for an approval that is not this channel's")
+        return web.Response(status=200)
+    refusal: str | None = None
+    if click.subject is None:
+        refusal = slack.NOT_APPROVER
+    elif not click.approval.pending:
+        refusal = slack.already(click.approval)
+    if refusal is not None:
+        return _errors({slack.REASON_BLOCK: refusal})
+    state = view.get("state")
+    reason, errors = slack.reason_value(state.get("values") if isinstance(state, dict) else None)
+    if errors:
+        return _errors(errors)
+    _spawn(request, _submit(request.app, mesh, click, {DECISION_FIELD: "deny", "reason": reason}, user))
     return web.Response(status=200)  # closes the modal
 
 

@@ -21,7 +21,9 @@ from mesh.delivery.outbox import DeliveryFailed, OutboxWorker, Sender, Undeliver
 from mesh.store import PENDING, ApprovalRecord, ChannelRecord, OutboxRecord, Store
 
 KIND = "notify"
-WAKE_ON = frozenset({"approval.created", "approval.resolved", "approval.expired"})
+WAKE_ON = frozenset(
+    {"approval.created", "approval.resolved", "approval.expired", "approval.progress", "approval.escalated"}
+)
 
 
 def links_of(approval: ApprovalRecord, config: MeshConfig) -> Links:

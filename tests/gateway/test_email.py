@@ -541,3 +541,98 @@ async def test_a_login_that_fails_is_retried_and_never_logs_the_password(
     logged = log_text(caplog)
     for password in (PASSWORD, changes.get("password") or PASSWORD):
         assert password not in logged and password not in json.dumps(entry)
+
+
+# ---------------------------------------------------------------- decisions beyond yes and no
+
+
+async def drained(airlock: Airlock) -> None:
+    """Every outbox row delivered (or dead): nothing more will reach the mailbox."""
+    deadline = time.monotonic() + 10
+    while await airlock.mesh.store.list_outbox("default", "pending"):
+        assert time.monotonic() < deadline, "the outbox never drained"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_hold_needing_two_approvals_mails_the_deny_link_alone(signing: Airlock, mailbox: Mailbox) -> None:
+    await with_mail(signing, mailbox, {**GUIDE_POLICY, "approvals_required": 2})
+    task = await signing.hold()
+    [mail] = await mailbox.wait(1)
+    text, page = parts_of(mail)
+    for part in (text, page):
+        assert "needs 2 approvals" in part
+        assert "each given signed in" in part and "dashboard" in part
+    assert [u for u in urls_in(text) if "decision=approve" in u] == []
+    assert not [h for h in hrefs_in(page) if "decision=approve" in h] and ">Approve<" not in page
+    [deny] = [u for u in urls_in(text) if "decision=deny" in u]
+    assert deny in hrefs_in(page)
+
+    # one approval signed in, then the mailed deny link still ends it: a "no" needs no quorum
+    assert (await signing.resolve(task["id"], {"decision": "approve"}, bearer("bob", "approver"))).status == 200
+    resp = await signing.gateway.session.post(deny)
+    assert resp.status == 200, await resp.text()
+    assert await task_state(signing, task["id"]) == "rejected"
+    _, done = await mailbox.wait(2)
+    assert done["Subject"].startswith("Denied:") and "Denied by signed-link" in parts_of(done)[0]
+    assert await signing.executions() == 0
+
+
+async def test_a_quorum_approval_mail_names_every_approver(signing: Airlock, mailbox: Mailbox) -> None:
+    await with_mail(signing, mailbox, {**GUIDE_POLICY, "approvals_required": 2})
+    task = await signing.hold()
+    await mailbox.wait(1)
+    for who in ("bob", "carol"):
+        assert (await signing.resolve(task["id"], {"decision": "approve"}, bearer(who, "approver"))).status == 200
+    _, done = await mailbox.wait(2)
+    await drained(signing)
+    assert len(mailbox.messages) == 2  # progress is no mail: the list hears of the start and of the end
+    text, page = parts_of(done)
+    assert "Approved by bob, carol at" in text and "Approved by bob, carol" in page
+
+
+async def test_a_denials_reason_is_in_the_mail_that_ends_the_thread(signing: Airlock, mailbox: Mailbox) -> None:
+    await with_mail(signing, mailbox)
+    task = await signing.hold()
+    [asked] = await mailbox.wait(1)
+    assert "needs" not in parts_of(asked)[0]  # one approver: nothing said of a quorum, both links
+    assert len([u for u in urls_in(parts_of(asked)[0]) if "decision=" in u]) == 2
+    reason = 'Backup <not> verified & "freeze" on'
+    resp = await signing.resolve(task["id"], {"decision": "deny", "reason": reason}, bearer("carol", "approver"))
+    assert resp.status == 200, await resp.text()
+    _, done = await mailbox.wait(2)
+    assert done["In-Reply-To"] == asked["Message-ID"]
+    text, page = parts_of(done)
+    assert "Denied by carol via api" in text and f"Reason:\r\n  {reason}" in text
+    assert "Backup &lt;not&gt; verified &amp; &quot;freeze&quot; on" in page and "<not>" not in page
+
+
+async def test_an_escalation_mails_the_request_once_to_the_escalation_list(tmp_path: Path, mailbox: Mailbox) -> None:
+    clock = Clock()
+    async with start_airlock(tmp_path, clock=clock, signing_key=KEY) as airlock:
+        oncall = {"name": "mail-oncall", "type": "email", "config": mail_config(mailbox, to=["lead@example.com"])}
+        resp = await airlock.gateway.post("/internal/channels/new", json=oncall, headers=ADMIN)
+        assert resp.status == 201, await resp.text()
+        await with_mail(airlock, mailbox, {**GUIDE_POLICY, "escalate_after": "10m", "escalate_to": ["mail-oncall"]})
+        task = await airlock.hold(TEXT)
+        [asked] = await mailbox.wait(1)
+        clock.advance(601)
+        assert await airlock.mesh.expiry.escalate_due() == 1
+        assert await airlock.mesh.expiry.escalate_due() == 0
+        await mailbox.wait(2)
+        await drained(airlock)
+        clock.advance(60)
+        assert await airlock.mesh.expiry.escalate_due() == 0
+        await drained(airlock)
+        assert len(mailbox.messages) == 2  # the hold's own list is not mailed again
+        envelope, escalated, raw = mailbox.messages[1]
+        approval = await airlock.mesh.store.latest_approval(task["id"])
+        assert approval is not None
+        token = callback_token(airlock.mesh.config.callback_key, approval.id)
+    assert envelope.rcpt_tos == ["lead@example.com"]
+    assert escalated["Subject"] == f"Escalated: Approval required: bulk_delete_expired ({GUIDE_POLICY['name']})"
+    assert escalated["Message-ID"] != asked["Message-ID"] and escalated["In-Reply-To"] is None
+    text, page = parts_of(escalated)
+    assert "Escalated: waiting since" in text and "Escalated: waiting since" in page
+    assert TEXT in text  # what was asked, for a list that never had the request
+    assert len([u for u in urls_in(text) if "decision=" in u]) == 2  # one approver: both links, as requested
+    assert token not in raw.decode() and PASSWORD not in raw.decode()

@@ -26,6 +26,8 @@ from referencing.jsonschema import DRAFT202012
 from a2ui import form_part, make_form
 from gateway.openapi import SPEC_PATH
 from mesh.agents.base import Agent, Execution, Plan, Reply, TurnContext, text_reply
+from mesh.approvals.resolve import ResolveRequest
+from mesh.auth import Principal
 from mesh.credentials import callback_token
 from mesh.store import PENDING, ApprovalRecord
 from mesh.wire.models import Message, TaskState
@@ -263,6 +265,7 @@ async def test_a_hold_is_posted_with_its_buttons_and_nothing_that_resolves(tmp_p
     assert [(b["action_id"], b["value"], b.get("style")) for b in buttons] == [
         ("approve", approval.id, "primary"),
         ("deny", approval.id, "danger"),
+        ("deny_with_reason", approval.id, None),
     ]
 
     # nothing that could resolve the hold, and no secret, in any call to Slack
@@ -296,7 +299,7 @@ async def test_a_channel_posting_the_request_late_posts_it_final_and_never_updat
             await asyncio.sleep(0.2)
         ref = await airlock.mesh.store.get_channel_message(approval.id, "slack")
     first, second = fake.of("chat.postMessage")
-    assert [b["action_id"] for b in buttons_of(first)] == ["approve", "deny"]  # refused while it waited
+    assert [b["action_id"] for b in buttons_of(first)] == ["approve", "deny", "deny_with_reason"]  # refused
     assert buttons_of(second) == [] and "Denied by carol via api" in text_of(second)
     assert ref is not None and ref["final"] is True
     assert fake.of("chat.update") == []
@@ -763,3 +766,178 @@ async def test_the_answers_fit_the_openapi_document(airlock: Airlock, fake: Fake
     unsigned = encoded(click("approve", approval.id, "U0BOB", fake.response_url("x")))
     resp = await airlock.gateway.post(PATH, data=unsigned, headers=signed(unsigned, secret=OTHER_SECRET))
     await assert_matches(doc, registry, resp, PATH, "post", 401)
+
+
+# ------------------------------------------------------------------------------------------ decisions
+
+DENIAL = "Not during the <!channel> freeze & not on a Friday"
+PASSWORD = "hunter2-Zq81-never-in-slack"
+
+
+def section_texts(call: Call) -> list[str]:
+    return [b["text"]["text"] for b in blocks_of(call) if b["type"] == "section" and "text" in b]
+
+
+async def test_a_quorum_hold_counts_each_mapped_slack_user_and_shows_its_progress(
+    airlock: Airlock, fake: FakeSlack
+) -> None:
+    await slack_channel(airlock, fake)
+    await airlock.add_policy(channels=["slack"], approvals_required=2)
+    approval = await held(airlock, fake)
+    [post] = fake.of("chat.postMessage")
+    assert "*Needs 2 approvals*" in section_texts(post)
+
+    await clicked(airlock, click("approve", approval.id, "U0BOB", fake.response_url("q1")))
+    [progress] = await fake.wait_for("chat.update")
+    assert (progress.args["channel"], progress.args["ts"]) == (CHANNEL_ID, "1700000000.000100")
+    assert "*1 of 2 approvals*: bob" in section_texts(progress)
+    assert [b["action_id"] for b in buttons_of(progress)][:2] == ["approve", "deny"]  # the buttons stay
+    pending_now = await status_of(airlock, approval.id)
+    assert pending_now.status == PENDING and [(a["by"], a["surface"]) for a in pending_now.approvals] == [
+        ("bob", "slack")
+    ]
+    assert await airlock.executions() == 0
+
+    await clicked(airlock, click("approve", approval.id, "U0BOB", fake.response_url("q2")))
+    reply = await fake.wait_reply("q2")
+    assert reply["response_type"] == "ephemeral" and reply["text"].startswith("Already approved by you")
+    assert len((await status_of(airlock, approval.id)).approvals) == 1
+
+    await clicked(airlock, click("approve", approval.id, "U0CAROL", fake.response_url("q3")))
+    done = await resolved(airlock, approval.id)
+    assert done.status == "approved" and [a["by"] for a in done.approvals] == ["bob", "carol"]
+    await fake.wait_for("chat.update", 2)
+    await drained(airlock)
+    first, final = fake.of("chat.update")
+    assert first is progress and buttons_of(final) == []
+    assert "Approved by bob, carol" in text_of(final)
+    assert await airlock.executions() == 1
+    assert fake.replies("q1") == [] and fake.replies("q3") == []
+
+
+async def test_quorum_progress_from_the_api_never_carries_a_sensitive_value(airlock: Airlock, fake: FakeSlack) -> None:
+    await slack_channel(airlock, fake)
+    await airlock.add_policy(
+        channels=["slack"],
+        approvals_required=2,
+        evaluator={"plugin": "bulk_operation", "config": {"threshold": 10, "fields": STRUCTURED_FIELDS}},
+    )
+    approval = await held(airlock, fake)
+    values = {"decision": "approve", "reason": "nightly run", "password": PASSWORD}
+    assert (await airlock.resolve(approval.task_id, values, bearer("bob", "approver"))).status == 200
+    [progress] = await fake.wait_for("chat.update")
+    assert "*1 of 2 approvals*: bob" in section_texts(progress)
+    assert (await airlock.resolve(approval.task_id, values, bearer("carol", "approver"))).status == 200
+    await fake.wait_for("chat.update", 2)
+    await drained(airlock)
+    assert "Approved by bob, carol" in text_of(fake.of("chat.update")[1])
+    for call in fake.calls:
+        assert PASSWORD.encode() not in call.raw and b"nightly run" not in call.raw
+
+
+async def test_a_denial_from_the_api_shows_its_reason_escaped(airlock: Airlock, fake: FakeSlack) -> None:
+    await slack_channel(airlock, fake)
+    approval = await held(airlock, fake)
+    resp = await airlock.resolve(approval.task_id, {"decision": "deny", "reason": DENIAL}, bearer("carol", "approver"))
+    assert resp.status == 200, await resp.text()
+    [update] = await fake.wait_for("chat.update")
+    said = section_texts(update)[-1]
+    assert said == ":no_entry: *Denied by carol: Not during the &lt;!channel&gt; freeze &amp; not on a Friday*"
+    assert "<!channel>" not in text_of(update)
+
+
+async def test_deny_with_reason_opens_a_modal_whose_reason_denies(airlock: Airlock, fake: FakeSlack) -> None:
+    await slack_channel(airlock, fake)
+    approval = await held(airlock, fake)
+    await clicked(
+        airlock, click("deny_with_reason", approval.id, "U0CAROL", fake.response_url("d1"), trigger_id="trig-9")
+    )
+    [opened] = fake.of("views.open")
+    view = opened.args["view"]
+    assert opened.args["trigger_id"] == "trig-9" and view["callback_id"] == "airlock_deny_reason"
+    assert view["private_metadata"] == approval.id
+    [field] = [b for b in view["blocks"] if b["type"] == "input"]
+    assert field["block_id"] == "reason" and field["element"]["max_length"] == 1000
+
+    def reason_submission(user: str, text: str) -> dict:
+        payload = submission(approval.id, user, {"reason": {"value": {"type": "plain_text_input", "value": text}}})
+        payload["view"]["callback_id"] = "airlock_deny_reason"
+        return payload
+
+    for user, text, error in (("U0CAROL", "   ", "say why"), ("U0CAROL", "x" * 1001, "1000"), ("U0MALLORY", "no", "")):
+        body = await (await send(airlock, reason_submission(user, text))).json()
+        assert body["response_action"] == "errors" and error in body["errors"]["reason"], body
+    assert (await status_of(airlock, approval.id)).status == PENDING
+
+    resp = await send(airlock, reason_submission("U0CAROL", "backup not verified"))
+    assert resp.status == 200 and await resp.read() == b""
+    done = await resolved(airlock, approval.id)
+    assert (done.status, done.resolved_by, done.reason, done.surface) == (
+        "denied",
+        "carol",
+        "backup not verified",
+        "slack",
+    )
+    [update] = await fake.wait_for("chat.update")
+    assert "Denied by carol: backup not verified" in text_of(update)
+    assert await airlock.executions() == 0
+
+
+async def test_an_approval_with_edits_says_so(airlock: Airlock, fake: FakeSlack) -> None:
+    await slack_channel(airlock, fake)
+    await airlock.add_policy(channels=["slack"], allow_edits=True)
+    approval = await held(airlock, fake)
+    arguments = {**approval.action["arguments"], "database": "staging-replica"}
+    await airlock.mesh.resolver.resolve(
+        ResolveRequest(
+            ref=approval.id,
+            resolution={"decision": "approve", "arguments": arguments},
+            surface="api",
+            principal=Principal(sub="bob", tenant="default", roles=frozenset({"approver"})),
+        )
+    )
+    [update] = await fake.wait_for("chat.update")
+    assert "Approved by bob with edits via api" in text_of(update)
+    assert "staging-replica" not in text_of(update)
+
+
+async def test_an_escalation_marks_the_message_and_posts_it_once_where_it_escalates(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    clock = Clock()
+    async with start_airlock(tmp_path, clock=clock) as airlock:
+        await slack_channel(airlock, fake)
+        await slack_channel(airlock, fake, name="slack-oncall", channel="#oncall", signing_secret=OTHER_SECRET)
+        await airlock.add_policy(
+            channels=["slack"], approvals_required=2, escalate_after="10m", escalate_to=["slack-oncall"]
+        )
+        approval = await held(airlock, fake)
+        stamp = {"stamp": str(int(clock.now))}
+        await clicked(airlock, click("approve", approval.id, "U0BOB", fake.response_url("e0")), **stamp)
+        await fake.wait_for("chat.update")
+        clock.advance(601)
+        stamp = {"stamp": str(int(clock.now))}
+        assert await airlock.mesh.expiry.escalate_due() == 1
+        assert await airlock.mesh.expiry.escalate_due() == 0
+        oncall = await posted(airlock, approval.id, "slack-oncall")
+        await fake.wait_for("chat.update", 2)
+        await drained(airlock)
+        posts = fake.of("chat.postMessage")
+        assert [p.args["channel"] for p in posts] == ["#approvals", "#oncall"]
+        escalated_post = posts[1]
+        assert escalated_post.args["text"].startswith("Escalated: Approval required")
+        [standing] = [t for t in section_texts(escalated_post) if "*Escalated*" in t]
+        assert "*1 of 2 approvals*: bob" in standing
+        assert [b["action_id"] for b in buttons_of(escalated_post)][:2] == ["approve", "deny"]
+        own = fake.of("chat.update")[1]
+        assert own.args["ts"] == "1700000000.000100" and any("*Escalated*" in t for t in section_texts(own))
+
+        # a click on the escalated message counts, verified by that channel's own signing secret
+        payload = click("approve", approval.id, "U0CAROL", fake.response_url("e1"))
+        await clicked(airlock, payload, secret=OTHER_SECRET, **stamp)
+        done = await resolved(airlock, approval.id)
+        assert [(a["by"], a["surface"]) for a in done.approvals] == [("bob", "slack"), ("carol", "slack")]
+        await drained(airlock)
+        assert fake.replies("e1") == [] and oncall["ts"] != (await posted(airlock, approval.id))["ts"]
+        assert len([p for p in fake.of("chat.postMessage") if p.args["channel"] == "#oncall"]) == 1
+        assert await airlock.executions() == 1

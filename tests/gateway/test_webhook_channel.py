@@ -8,9 +8,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
+from mesh.approvals.resolve import ResolveRequest
+from mesh.auth import Principal
 from tests.conftest import GUIDE_POLICY, Airlock, bearer, guide_message, start_airlock
-from tests.gateway.conftest import Clock, Receiver, db_bytes, error_of, pending
+from tests.gateway.conftest import STRUCTURED_FIELDS, Clock, Receiver, db_bytes, error_of, pending, wait_for
 
 ADMIN = bearer("root", "admin")
 PAYLOAD_KEYS = {
@@ -312,3 +315,149 @@ async def test_channel_in_use_cannot_be_deleted_and_the_policy_stays_editable(
     assert resp.status == 200
     resp = await airlock.gateway.post("/internal/channels/delete", json={"name": "ops-hook"}, headers=ADMIN)
     assert resp.status == 200
+
+
+# ------------------------------------------------------------------------------------------ decisions
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PASSWORD = "hunter2-Zq81-never-sent"
+EDITED_VALUE = "replica-7c1e-value-kept-home"
+
+
+def verified(receiver: Receiver) -> list[dict]:
+    """Every body the receiver accepted, each checked against its Standard Webhooks signature."""
+    return [Webhook(SECRET).verify(raw, headers) for raw, headers in receiver.raw]
+
+
+async def signed_hook(airlock: Airlock, receiver: Receiver, name: str = "ops-hook") -> None:
+    config = {"url": receiver.url, "secret": SECRET}
+    resp = await new_channel(airlock, {"name": name, "type": "webhook", "config": config})
+    assert resp.status == 201, await resp.text()
+
+
+async def of_type(receiver: Receiver, event: str, count: int = 1) -> list[dict]:
+    await wait_for(lambda: len([b for b in receiver.bodies if b["type"] == event]) >= count)
+    return [b for b in verified(receiver) if b["type"] == event]
+
+
+def never_sent(receiver: Receiver, *values: str) -> None:
+    for raw, _ in receiver.raw:
+        for value in values:
+            assert value.encode() not in raw
+
+
+async def drained(airlock: Airlock) -> None:
+    """Every outbox row delivered (or dead): nothing more will reach a receiver."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while await airlock.mesh.store.list_outbox("default", "pending"):
+        assert asyncio.get_running_loop().time() < deadline, "the outbox never drained"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_quorum_hold_tells_its_progress_then_every_approver(airlock: Airlock, receiver: Receiver) -> None:
+    await signed_hook(airlock, receiver)
+    await airlock.add_policy(
+        channels=["ops-hook"],
+        approvals_required=2,
+        evaluator={"plugin": "bulk_operation", "config": {"threshold": 10, "fields": STRUCTURED_FIELDS}},
+    )
+    task = await airlock.hold()
+    [asked] = await of_type(receiver, "approval.requested")
+    assert asked["approvals_required"] == 2 and asked["callback_token"]
+    values = {"decision": "approve", "reason": "nightly", "password": PASSWORD}
+    assert (await airlock.resolve(task["id"], values, bearer("bob", "approver"))).status == 200
+
+    [progress] = await of_type(receiver, "approval.progress")
+    assert progress["message_id"] == task["id"] and progress["status"] == "pending"
+    assert progress["approvals_required"] == 2
+    assert [(a["by"], a["surface"]) for a in progress["approvals"]] == [("bob", "api")]
+    assert progress["approvals"][0]["at"].endswith("Z")
+    assert "callback_token" not in progress and "resolve_url" not in progress
+
+    assert (await airlock.resolve(task["id"], values, bearer("carol", "approver"))).status == 200
+    [done] = await of_type(receiver, "approval.resolved")
+    assert done["decision"] == "approve" and done["approvals_required"] == 2
+    assert [a["by"] for a in done["approvals"]] == ["bob", "carol"]
+    assert "reason" not in done and "edited" not in done  # the form's own "reason" field is a value, not sent
+    await drained(airlock)
+    assert [b["type"] for b in verified(receiver)] == ["approval.requested", "approval.progress", "approval.resolved"]
+    never_sent(receiver, PASSWORD, "nightly")
+
+
+async def test_a_denial_carries_its_reason_and_one_approval_names_its_approver(
+    airlock: Airlock, receiver: Receiver
+) -> None:
+    await signed_hook(airlock, receiver)
+    await airlock.add_policy(channels=["ops-hook"])
+    first = await airlock.hold()
+    resp = await airlock.resolve(first["id"], {"decision": "deny", "reason": "not during the freeze"}, bearer("bob"))
+    assert resp.status == 200, await resp.text()
+    [denied] = await of_type(receiver, "approval.resolved")
+    assert (denied["decision"], denied["resolved_by"], denied["reason"]) == ("deny", "bob", "not during the freeze")
+    assert denied["approvals"] == [] and denied["approvals_required"] == 1
+    assert "approvals_required" not in verified(receiver)[0]  # a request that needs one says nothing of it
+
+    second = await airlock.hold()
+    assert (await airlock.resolve(second["id"], {"decision": "approve"}, bearer("carol"))).status == 200
+    approved = (await of_type(receiver, "approval.resolved", 2))[1]
+    assert [(a["by"], a["surface"]) for a in approved["approvals"]] == [("carol", "api")]
+    assert "reason" not in approved
+
+
+async def test_an_edited_approval_names_the_changed_arguments_never_their_values(
+    airlock: Airlock, receiver: Receiver
+) -> None:
+    await signed_hook(airlock, receiver)
+    await airlock.add_policy(channels=["ops-hook"], allow_edits=True)
+    task = await airlock.hold()
+    approval = await airlock.mesh.store.latest_approval(task["id"])
+    assert approval is not None
+    arguments = {**approval.action["arguments"], "database": EDITED_VALUE}
+    await airlock.mesh.resolver.resolve(
+        ResolveRequest(
+            ref=approval.id,
+            resolution={"decision": "approve", "arguments": arguments},
+            surface="api",
+            principal=Principal(sub="bob", tenant="default", roles=frozenset({"approver"})),
+        )
+    )
+    [done] = await of_type(receiver, "approval.resolved")
+    assert done["edited"] is True and done["changed_arguments"] == ["database"]
+    assert done["approvals"][0]["by"] == "bob"
+    never_sent(receiver, EDITED_VALUE)
+
+
+async def test_an_escalation_is_told_once_on_the_holds_channels_and_the_escalation_channels(
+    tmp_path: Path, receiver: Receiver, control: Receiver
+) -> None:
+    clock = Clock()
+    async with start_airlock(tmp_path, clock=clock) as airlock:
+        await signed_hook(airlock, receiver, "ops-hook")
+        await signed_hook(airlock, control, "oncall-hook")
+        await airlock.add_policy(
+            channels=["ops-hook"], approvals_required=2, escalate_after="10m", escalate_to=["oncall-hook"]
+        )
+        task = await airlock.hold()
+        await of_type(receiver, "approval.requested")
+        assert (await airlock.resolve(task["id"], {"decision": "approve"}, bearer("bob", "approver"))).status == 200
+        await of_type(receiver, "approval.progress")
+        assert await airlock.mesh.expiry.escalate_due() == 0  # not yet
+        clock.advance(601)
+        assert await airlock.mesh.expiry.escalate_due() == 1
+        assert await airlock.mesh.expiry.escalate_due() == 0  # once
+        [told] = await of_type(control, "approval.escalated")
+        [own] = await of_type(receiver, "approval.escalated")
+        await drained(airlock)
+        clock.advance(60)
+        assert await airlock.mesh.expiry.escalate_due() == 0
+        await drained(airlock)
+    for body in (told, own):
+        assert body["message_id"] == task["id"] and body["status"] == "pending"
+        assert body["escalate_to"] == ["oncall-hook"] and body["escalated_at"].endswith("Z")
+        assert [a["by"] for a in body["approvals"]] == ["bob"] and body["approvals_required"] == 2
+        assert body["form"]["type"] == "Form"
+        assert body["dashboard_url"].endswith(task["metadata"]["airlock"]["approvalId"])
+        for credential in ("callback_token", "resolve_url", "approve_url", "deny_url"):
+            assert credential not in body
+    assert [b["type"] for b in verified(control)] == ["approval.escalated"]
+    assert [b["type"] for b in verified(receiver)] == ["approval.requested", "approval.progress", "approval.escalated"]

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from mesh.store import ApprovalRecord, ChannelRecord
+from mesh.store import ApprovalRecord, ChannelRecord, iso
 
 REQUESTED = "approval.requested"
 INPUT_REQUESTED = "input.requested"
@@ -42,6 +42,31 @@ class Notice:
     approval: ApprovalRecord
     channel: ChannelRecord  # its config with secrets unsealed
     links: Links
+
+
+def changed_arguments(approval: ApprovalRecord) -> list[str] | None:
+    """The names of the arguments an approver changed when approving with edits (None when the call ran as
+    asked). Names only, never values: an argument may be a secret, and a channel tells people, not programs
+    that need the call."""
+    if approval.edited_action is None:
+        return None
+    before = approval.action.get("arguments") or {}
+    after = approval.edited_action.get("arguments") or {}
+    return sorted(k for k in before.keys() | after.keys() if k not in before or k not in after or before[k] != after[k])
+
+
+def approvers(approval: ApprovalRecord) -> list[dict[str, Any]]:
+    """Who approved, in order, as ``{by, at, surface}``: the quorum's approvals as recorded, or for a hold one
+    person approved, that person (so every approved hold says who let it go ahead the same way)."""
+    if approval.approvals:
+        return [{"by": a.get("by"), "at": a.get("at"), "surface": a.get("surface")} for a in approval.approvals]
+    if approval.status == "approved" and approval.resolved_by:
+        return [{"by": approval.resolved_by, "at": iso(approval.resolved_at), "surface": approval.surface}]
+    return []
+
+
+def approver_names(approval: ApprovalRecord) -> list[str]:
+    return [str(a["by"]) for a in approvers(approval) if a.get("by")]
 
 
 class ChannelType(Protocol):

@@ -3,9 +3,12 @@
 ``approval.requested`` for a yes/no hold carries the signed approve and deny links (each opens a confirmation
 page: a mail scanner that fetches a link resolves nothing) and the dashboard link. A form that asks for more
 than a yes or no, and an agent's request for values, get only the dashboard link: a mail never carries the
-callback token, and nothing a person typed into a form. ``approval.resolved`` and ``approval.expired`` send a
-short mail in the same thread ("Approved by alice via api.", "Expired: nobody decided in time.") so the list
-knows it is done.
+callback token, and nothing a person typed into a form. A hold that needs several approvers (a policy's
+``approvals_required``) says so, and its mail has the deny link alone: a link names no one, so it cannot count
+towards a quorum, and each approval is given signed in to the dashboard. ``approval.escalated`` mails the
+request, marked "Escalated", to the policy's ``escalate_to`` lists. ``approval.resolved`` and
+``approval.expired`` send a short mail in the same thread ("Approved by alice via api.", "Denied by bob via
+dashboard." and its reason, "Expired: nobody decided in time.") so the list knows it is done.
 
 A failed send (the server is down, a temporary refusal, a timeout) is tried again; a permanent refusal of
 every recipient is a dead letter. Neither the password nor a mail's body is ever logged.
@@ -27,7 +30,18 @@ import aiohttp
 import aiosmtplib
 
 from a2ui import EMAIL_PATTERN, field_ids
-from mesh.delivery.channels.base import EXPIRED, INPUT_REQUESTED, REQUESTED, RESOLVED, Links, Notice
+from mesh.delivery.channels.base import (
+    ESCALATED,
+    EXPIRED,
+    INPUT_REQUESTED,
+    PROGRESS,
+    REQUESTED,
+    RESOLVED,
+    Links,
+    Notice,
+    approver_names,
+    changed_arguments,
+)
 from mesh.delivery.outbox import DeliveryFailed, Undeliverable
 from mesh.store import ApprovalRecord
 
@@ -122,9 +136,13 @@ def subject_of(notice: Notice) -> str:
         return f"{VERBS.get(approval.status, one_line(approval.status).capitalize())}: {what}"
     if notice.event == EXPIRED:
         return f"Expired: {what}"
-    if approval.kind == "approval":
-        return f"Approval required: {what}"
-    return f"Input requested: {what}"
+    asked = f"Approval required: {what}" if approval.kind == "approval" else f"Input requested: {what}"
+    return f"Escalated: {asked}" if notice.event == ESCALATED else asked
+
+
+def quorum(approval: ApprovalRecord) -> int:
+    """How many approvers a hold needs (1 for most; a request for values is answered once)."""
+    return approval.approvals_required if approval.kind == "approval" else 1
 
 
 def summary_of(approval: ApprovalRecord) -> list[tuple[str, str]]:
@@ -137,6 +155,10 @@ def summary_of(approval: ApprovalRecord) -> list[tuple[str, str]]:
         ("Requested by", one_line(approval.requested_by or "")),
         ("Expires", when(approval.expires_at)),
     ]
+    if approval.pending and quorum(approval) > 1:
+        names = approver_names(approval)
+        given = f"; {len(names)} so far: {one_line(', '.join(names))}" if names else ""
+        rows.append(("Approvals", f"needs {quorum(approval)} approvals{given}"))
     return [(label, value) for label, value in rows if value]
 
 
@@ -146,29 +168,62 @@ def outcome_of(notice: Notice) -> str:
     if notice.event == EXPIRED or approval.status == "expired":
         return f"Expired: nobody decided by {when(approval.resolved_at or approval.expires_at)}."
     verb = VERBS.get(approval.status, one_line(approval.status).capitalize())
-    by = f" by {one_line(approval.resolved_by)}" if approval.resolved_by else ""
-    via = f" via {one_line(approval.surface).replace('_', ' ')}" if approval.surface else ""
+    several = approval.status == "approved" and quorum(approval) > 1 and bool(approval.approvals)
+    if several:  # a quorum: each approved where they were
+        by, via = f" by {one_line(', '.join(approver_names(approval)))}", ""
+    else:
+        by = f" by {one_line(approval.resolved_by)}" if approval.resolved_by else ""
+        via = f" via {one_line(approval.surface).replace('_', ' ')}" if approval.surface else ""
+    edits = " with edits" if approval.status == "approved" and approval.edited_action is not None else ""
     at = f" at {when(approval.resolved_at)}" if approval.resolved_at else ""
-    return f"{verb}{by}{via}{at}."
+    return f"{verb}{by}{edits}{via}{at}."
+
+
+def details_of(notice: Notice) -> list[tuple[str, str]]:
+    """What an ending mail says beside the outcome: a denial's reason (the approver wrote it for the list to
+    read) and the names of the arguments an edit changed (never their values)."""
+    approval = notice.approval
+    if notice.event != RESOLVED:
+        return []
+    rows: list[tuple[str, str]] = []
+    if approval.reason:
+        rows.append(("Reason", paragraph(approval.reason, 1000)))
+    changed = changed_arguments(approval)
+    if changed:
+        rows.append(("Changed arguments", one_line(", ".join(changed), 1000)))
+    return rows
+
+
+def asks(notice: Notice) -> bool:
+    """Whether the mail asks for a decision: a request, or an escalated request still waiting."""
+    return notice.event in (REQUESTED, INPUT_REQUESTED) or (notice.event == ESCALATED and notice.approval.pending)
 
 
 def links_for(notice: Notice) -> tuple[str | None, str | None]:
     """The signed approve and deny links, only for a yes/no hold that still waits (never for a form with
-    fields: a link could not carry its values)."""
+    fields: a link could not carry its values). A link names no one, so it cannot count towards a quorum:
+    a hold that needs several approvers gets the deny link alone (one "no" ends it; each "yes" is a person
+    signed in to the dashboard)."""
     links: Links = notice.links
-    if notice.event != REQUESTED or not yes_no(notice.approval):
+    if notice.event not in (REQUESTED, ESCALATED) or not asks(notice) or not yes_no(notice.approval):
         return None, None
-    return links.approve_url, links.deny_url
+    approve = links.approve_url if quorum(notice.approval) == 1 else None
+    return approve, links.deny_url
 
 
 def dashboard_note(notice: Notice) -> str | None:
     """Why a request mail has no approve and deny links (None when it has them, or tells of an end)."""
-    if notice.event not in (REQUESTED, INPUT_REQUESTED) or all(links_for(notice)):
+    if not asks(notice) or all(links_for(notice)):
         return None
     if notice.approval.kind != "approval":
         return "The agent asks for values: answer in the dashboard."
     if not yes_no(notice.approval):
         return "This request asks for more than a yes or no: answer it in the dashboard."
+    if quorum(notice.approval) > 1:
+        return (
+            f"This request needs {quorum(notice.approval)} approvals, each given signed in: approve it in the "
+            "dashboard (a link in a mail names no one, so it cannot count)."
+        )
     return "Decide in the dashboard."
 
 
@@ -177,20 +232,19 @@ def text_body(notice: Notice) -> str:
     lines = [subject_of(notice), ""]
     if notice.event in (RESOLVED, EXPIRED):
         lines += [outcome_of(notice), ""]
+    for label, value in details_of(notice):
+        lines += [f"{label}:", *(f"  {line}" for line in value.splitlines()), ""]
+    if notice.event == ESCALATED:
+        lines += [escalation_of(notice), ""]
     lines += [f"{label}: {value}" for label, value in summary_of(approval)]
     message = paragraph(approval.user_input or "")
-    if notice.event in (REQUESTED, INPUT_REQUESTED) and message:
+    if asks(notice) and message:
         lines += ["", "Message:", *(f"  {line}" for line in message.splitlines())]
     approve, deny = links_for(notice)
-    if approve and deny:
-        lines += [
-            "",
-            "Approve (opens a page to confirm):",
-            approve,
-            "",
-            "Deny (opens a page to confirm):",
-            deny,
-        ]
+    if approve:
+        lines += ["", "Approve (opens a page to confirm):", approve]
+    if deny:
+        lines += ["", "Deny (opens a page to confirm):", deny]
     note = dashboard_note(notice)
     if note:
         lines += ["", note]
@@ -213,24 +267,29 @@ def html_body(notice: Notice) -> str:
     parts = [f"<h2 style='margin:0 0 12px;font-size:20px'>{_e(subject_of(notice))}</h2>"]
     if notice.event in (RESOLVED, EXPIRED):
         parts.append(f"<p style='font-size:16px;margin:0 0 12px'><strong>{_e(outcome_of(notice))}</strong></p>")
+    for label, value in details_of(notice):
+        text = "<br>".join(_e(line) for line in value.splitlines())
+        parts.append(f"<p style='margin:0 0 12px'><strong>{_e(label)}:</strong> {text}</p>")
+    if notice.event == ESCALATED:
+        parts.append(f"<p style='font-size:16px;margin:0 0 12px'><strong>{_e(escalation_of(notice))}</strong></p>")
     rows = "".join(
         f"<tr><td style='padding:2px 12px 2px 0;color:#555'>{_e(label)}</td><td>{_e(value)}</td></tr>"
         for label, value in summary_of(approval)
     )
     parts.append(f"<table style='border-collapse:collapse;margin:0 0 12px'>{rows}</table>")
     message = paragraph(approval.user_input or "")
-    if notice.event in (REQUESTED, INPUT_REQUESTED) and message:
+    if asks(notice) and message:
         quoted = "<br>".join(_e(line) for line in message.splitlines())
         parts.append(
             "<blockquote style='margin:0 0 16px;padding:8px 12px;border-left:3px solid #ccc;color:#333'>"
             f"{quoted}</blockquote>"
         )
     approve, deny = links_for(notice)
-    if approve and deny:
+    if approve or deny:
+        buttons = f"<a href='{_e(approve)}' style='{BUTTON.format(colour='#1a7f37')}'>Approve</a>" if approve else ""
+        buttons += f"<a href='{_e(deny)}' style='{BUTTON.format(colour='#b42318')}'>Deny</a>" if deny else ""
         parts.append(
-            "<p style='margin:0 0 8px'>"
-            f"<a href='{_e(approve)}' style='{BUTTON.format(colour='#1a7f37')}'>Approve</a>"
-            f"<a href='{_e(deny)}' style='{BUTTON.format(colour='#b42318')}'>Deny</a></p>"
+            f"<p style='margin:0 0 8px'>{buttons}</p>"
             "<p style='color:#555;font-size:13px;margin:0 0 12px'>Each link opens a page where you confirm.</p>"
         )
     note = dashboard_note(notice)
@@ -246,6 +305,14 @@ def html_body(notice: Notice) -> str:
         "font-size:15px;line-height:1.45;color:#1f2328'>"
         f"<div style='max-width:560px'>{''.join(parts)}</div></body></html>"
     )
+
+
+def escalation_of(notice: Notice) -> str:
+    """What an escalation mail says first: since when the hold waits, or that it ended meanwhile."""
+    approval = notice.approval
+    if not approval.pending:
+        return "Escalated, and decided since: nothing more to do."
+    return f"Escalated: waiting since {when(approval.created_at)}, nobody decided yet."
 
 
 def thread_id(approval: ApprovalRecord, channel: str, domain: str) -> str:
@@ -266,7 +333,11 @@ def compose(notice: Notice) -> EmailMessage:
     msg["Date"] = format_datetime(datetime.fromtimestamp(notice.at, UTC))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
     thread = thread_id(approval, notice.channel.name, domain)
-    if notice.event in (REQUESTED, INPUT_REQUESTED):
+    # the request starts the thread; so does an escalation to a list that never had the request
+    starts = notice.event in (REQUESTED, INPUT_REQUESTED) or (
+        notice.event == ESCALATED and notice.channel.name not in approval.channels
+    )
+    if starts:
         msg["Message-ID"] = thread
     else:
         msg["Message-ID"] = f"<airlock.{notice.delivery_id}.{approval.id}@{domain}>"
@@ -337,4 +408,15 @@ class EmailChannel:
             raise ValueError("starttls: a password is sent only over TLS (false is allowed for a loopback relay)")
 
     async def send(self, notice: Notice, http: aiohttp.ClientSession) -> None:
+        if notice.event == PROGRESS:
+            return  # a list hears of a hold's start and end; each approval is in the dashboard and its history
+        if notice.event == ESCALATED and not escalation_mail(notice):
+            return
         await deliver(notice.channel.config, compose(notice))
+
+
+def escalation_mail(notice: Notice) -> bool:
+    """Whether an escalation is mailed to this channel: only to the policy's ``escalate_to`` lists (the hold's
+    own lists had the request; a Slack message is updated, a mail cannot be), and only while it still waits."""
+    approval = notice.approval
+    return notice.channel.name in approval.escalate_to and approval.pending

@@ -28,10 +28,27 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from a2ui import DECISION_FIELD, WHITESPACE, ResolutionError, has_decision, sensitive_fields, validate_resolution
+from a2ui import (
+    DECISION_FIELD,
+    WHITESPACE,
+    ResolutionError,
+    field_ids,
+    has_decision,
+    sensitive_fields,
+    validate_resolution,
+)
 from a2ui.fields import is_required
 from mesh.core.kernel import Clock
-from mesh.delivery.channels.base import EXPIRED, INPUT_REQUESTED, REQUESTED, RESOLVED, Notice
+from mesh.delivery.channels.base import (
+    ESCALATED,
+    EXPIRED,
+    INPUT_REQUESTED,
+    PROGRESS,
+    REQUESTED,
+    RESOLVED,
+    Notice,
+    approver_names,
+)
 from mesh.delivery.outbox import DeliveryFailed, Undeliverable
 from mesh.store import ApprovalRecord, Store, iso
 
@@ -41,8 +58,12 @@ DEFAULT_API_BASE = "https://slack.com/api/"
 SECRETS = frozenset({"bot_token", "signing_secret"})
 
 APPROVE, DENY, OPEN_FORM, DASHBOARD = "approve", "deny", "open_form", "dashboard"
+DENY_WITH_REASON = "deny_with_reason"
 ACTIONS_BLOCK = "airlock_actions"
 FORM_CALLBACK = "airlock_form"
+REASON_CALLBACK = "airlock_deny_reason"
+REASON_BLOCK = "reason"
+REASON_MAX = 1000  # what the resolve path takes as a denial's reason
 VALUE_ACTION = "value"
 """The ``action_id`` of every input of a modal; its ``block_id`` is the form field's id."""
 
@@ -179,21 +200,45 @@ def quick_decision(approval: ApprovalRecord) -> bool:
 
 def outcome(approval: ApprovalRecord) -> str:
     """How it ended, said on the message: ``Approved by alice via slack``, ``Denied by bob via api``,
-    ``Expired``."""
+    ``Approved by alice, bob`` (a quorum: each approved where they were), ``Approved by alice with edits via
+    api``, ``Denied by bob: <reason>`` (the reason is what the surface would have said), ``Expired``."""
     if approval.status == "expired":
         return "Expired"
     words = [OUTCOMES.get(approval.status, approval.status.capitalize())]
-    if approval.resolved_by:
+    quorum = approval.status == "approved" and approval.approvals_required > 1 and bool(approval.approvals)
+    if quorum:
+        words.append(f"by {', '.join(approver_names(approval))}")
+    elif approval.resolved_by:
         words.append(f"by {approval.resolved_by}")
-    if approval.surface:
+    if approval.status == "approved" and approval.edited_action is not None:
+        words.append("with edits")
+    if approval.surface and not quorum and not approval.reason:
         words.append(f"via {approval.surface}")
-    return " ".join(words)
+    said = " ".join(words)
+    return f"{said}: {approval.reason}" if approval.reason else said
 
 
-def already(approval: ApprovalRecord) -> str:
-    """What a click that lost is told."""
+def standing(approval: ApprovalRecord) -> str | None:
+    """Where a pending hold stands, said under its buttons: ``Needs 2 approvals`` or ``1 of 2 approvals:
+    alice``, and ``Escalated`` once its policy's time for that came (None when there is nothing to say)."""
+    said: list[str] = []
+    if approval.escalated_at is not None:
+        said.append(":rotating_light: *Escalated*: still waiting since " + slack_date(approval.created_at))
+    if approval.approvals_required > 1:
+        names = approver_names(approval)
+        if names:
+            said.append(f"*{len(names)} of {approval.approvals_required} approvals*: {escape(', '.join(names))}")
+        else:
+            said.append(f"*Needs {approval.approvals_required} approvals*")
+    return "\n".join(said) or None
+
+
+def already(approval: ApprovalRecord, subject: str | None = None) -> str:
+    """What a click that lost is told (an approver whose approval of a quorum hold is in already, so)."""
     if approval.status == "expired":
         return EXPIRED_TEXT
+    if approval.pending and subject is not None and approval.approved_by(subject):
+        return f"Already approved by you ({len(approval.approvals)} of {approval.approvals_required} approvals)."
     text = f"Already {ALREADY.get(approval.status, approval.status)}"
     return f"{text} by {approval.resolved_by}" if approval.resolved_by else text
 
@@ -230,13 +275,18 @@ def message(approval: ApprovalRecord, dashboard_url: str, *, final: bool) -> tup
     if approval.kind == "input" and isinstance(description, str) and description:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(clip(description, 2900))}})
     if final:
-        said = outcome(approval)
+        said = clip(outcome(approval), 2900)
         emoji = EMOJI.get(approval.status, ":information_source:")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} *{escape(said)}*"}})
         text = f"{escape(head)}: {escape(said)}"
     else:
+        where = standing(approval)
+        if where:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": where}})
         blocks.extend(buttons(approval, dashboard_url))
         text = escape(head)
+        if approval.escalated_at is not None:
+            text = f"Escalated: {text}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Airlock · approval `{approval.id}`"}]})
     return text, blocks
 
@@ -254,6 +304,10 @@ def buttons(approval: ApprovalRecord, dashboard_url: str) -> list[dict[str, Any]
             },
             {"type": "button", "action_id": DENY, "text": plain("Deny"), "style": "danger", "value": approval.id},
         ]
+        if approval.kind == "approval" and REASON_BLOCK not in field_ids(approval.form):
+            # a form with its own "reason" field keeps it as a value: the resolve path would not read it as one
+            label = plain("Deny with reason…")
+            elements.append({"type": "button", "action_id": DENY_WITH_REASON, "text": label, "value": approval.id})
     sensitive = bool(sensitive_fields(approval.form))
     asks = bool(extra_fields(approval.form)) or not has_decision(approval.form)
     if asks and not sensitive:
@@ -302,6 +356,46 @@ def form_modal(approval: ApprovalRecord) -> dict[str, Any]:
         "close": plain("Cancel"),
         "blocks": blocks,
     }
+
+
+def reason_modal(approval: ApprovalRecord) -> dict[str, Any]:
+    """The modal "Deny with reason…" opens: one text input, ``private_metadata`` the approval id. Its
+    submission denies the hold with that reason, which the hold's messages, mail and webhooks then show."""
+    return {
+        "type": "modal",
+        "callback_id": REASON_CALLBACK,
+        "private_metadata": approval.id,
+        "title": plain("Deny", 24),
+        "submit": plain("Deny"),
+        "close": plain("Cancel"),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(headline(approval))}*"}},
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": plain("Reason"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": VALUE_ACTION,
+                    "multiline": True,
+                    "max_length": REASON_MAX,
+                },
+            },
+        ],
+    }
+
+
+def reason_value(state: Any) -> tuple[str | None, dict[str, str]]:
+    """The reason a submitted "Deny with reason" modal carries, or the error Slack shows under its input."""
+    block = state.get(REASON_BLOCK) if isinstance(state, dict) else None
+    entry = block.get(VALUE_ACTION) if isinstance(block, dict) else None
+    raw = entry.get("value") if isinstance(entry, dict) else None
+    reason = raw.strip() if isinstance(raw, str) else ""
+    if not reason:
+        return None, {REASON_BLOCK: "say why it is denied"}
+    if len(reason) > REASON_MAX:
+        return None, {REASON_BLOCK: f"at most {REASON_MAX} characters"}
+    return reason, {}
 
 
 def _option(option: dict[str, Any]) -> dict[str, Any]:
@@ -432,6 +526,44 @@ class SlackChannel:
             await self._post(notice, http)
         elif notice.event in (RESOLVED, EXPIRED):
             await self._update(notice, http)
+        elif notice.event == PROGRESS:
+            await self._refresh(notice, http)
+        elif notice.event == ESCALATED:
+            await self._escalate(notice, http)
+
+    async def _refresh(self, notice: Notice, http: aiohttp.ClientSession) -> None:
+        """Show where a quorum hold stands on the message that asked it ("1 of 2 approvals: alice"), buttons
+        kept for the approvals still needed. A channel that has no message of the hold (it takes no requests)
+        has nothing to update: progress is not an outcome it must be told of."""
+        approval, channel = notice.approval, notice.channel
+        ref = await self._store.get_channel_message(approval.id, channel.name)
+        if ref is None:
+            if channel.takes(REQUESTED):
+                raise DeliveryFailed("the request's Slack message is not posted yet")
+            return
+        await self._rewrite(notice, http, ref)
+
+    async def _escalate(self, notice: Notice, http: aiohttp.ClientSession) -> None:
+        """An escalation: the hold's own message now says "Escalated"; a channel of the policy's
+        ``escalate_to`` that never had the request gets it, marked "Escalated", buttons and all (a click there
+        resolves like one on the first message: the route knows escalation channels)."""
+        approval, channel = notice.approval, notice.channel
+        ref = await self._store.get_channel_message(approval.id, channel.name)
+        if ref is None:
+            if channel.name in approval.channels and channel.takes(REQUESTED):
+                raise DeliveryFailed("the request's Slack message is not posted yet")
+            await self._post(notice, http)
+            return
+        await self._rewrite(notice, http, ref)
+
+    async def _rewrite(self, notice: Notice, http: aiohttp.ClientSession, ref: dict[str, Any]) -> None:
+        """Update a posted message to the hold as it is now (final once it is over)."""
+        if ref.get("final"):
+            return  # posted when it was already over: it says so
+        approval = notice.approval
+        text, blocks = message(approval, notice.links.dashboard_url, final=not approval.pending)
+        client = web_client(notice.channel.config, http)
+        await call("chat.update", client.chat_update(channel=ref["channel"], ts=ref["ts"], text=text, blocks=blocks))
 
     async def _post(self, notice: Notice, http: aiohttp.ClientSession, *, final: bool | None = None) -> None:
         """Post the request (already in its final state when it is over by now), and keep where it went."""

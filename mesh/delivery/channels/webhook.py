@@ -4,7 +4,10 @@ The receiver checks ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 over ``i
 channel's ``whsec_`` secret) with any Standard Webhooks library; ``webhook-id`` is the delivery's id, the
 same on every retry, so a receiver drops what it has seen. The body of ``approval.requested`` carries the
 callback token and the resolve URL (and signed approve/deny links when the server signs links): the
-receiver is trusted to resolve, which is what a webhook channel is for.
+receiver is trusted to resolve, which is what a webhook channel is for. No other event carries a credential:
+``approval.progress`` and ``approval.escalated`` tell where a hold stands (an escalation's receiver acts on
+it in the dashboard or over the API with its own credentials), ``approval.resolved`` how it ended — who
+approved, a denial's reason, and the names (never the values) of the arguments an approver edited.
 """
 
 from __future__ import annotations
@@ -20,7 +23,17 @@ import orjson
 from standardwebhooks.webhooks import Webhook
 
 from a2ui import WHITESPACE
-from mesh.delivery.channels.base import EXPIRED, INPUT_REQUESTED, REQUESTED, RESOLVED, Notice
+from mesh.delivery.channels.base import (
+    ESCALATED,
+    EXPIRED,
+    INPUT_REQUESTED,
+    PROGRESS,
+    REQUESTED,
+    RESOLVED,
+    Notice,
+    approvers,
+    changed_arguments,
+)
 from mesh.delivery.outbox import Delivery, post_json
 from mesh.store import ApprovalRecord, iso
 
@@ -63,6 +76,8 @@ def body_of(notice: Notice) -> dict[str, Any]:
     }
     if notice.event in (REQUESTED, INPUT_REQUESTED):
         body.update(requested(approval, notice))
+        if approval.approvals_required > 1:
+            body["approvals_required"] = approval.approvals_required
     elif notice.event == RESOLVED:
         body.update(
             decision=DECISIONS.get(approval.status, approval.status),
@@ -70,10 +85,41 @@ def body_of(notice: Notice) -> dict[str, Any]:
             resolved_by=approval.resolved_by,
             surface=approval.surface,
             resolved_at=iso(approval.resolved_at),
+            approvals=approvers(approval),
+            approvals_required=approval.approvals_required,
+        )
+        if approval.reason:
+            body["reason"] = approval.reason
+        changed = changed_arguments(approval)
+        if changed is not None:
+            body.update(edited=True, changed_arguments=changed)
+    elif notice.event == PROGRESS:
+        body.update(progress(approval))
+    elif notice.event == ESCALATED:
+        body.update(
+            progress(approval),
+            escalated_at=iso(approval.escalated_at),
+            escalate_to=list(approval.escalate_to),
+            # what was asked, for a receiver that never had the request: the request's fields, no credential
+            session_id=approval.session_id,
+            user_input=approval.user_input,
+            form=approval.form,
+            expires_at=iso(approval.expires_at),
+            dashboard_url=notice.links.dashboard_url,
         )
     elif notice.event == EXPIRED:
         body.update(status=approval.status, expired_at=iso(approval.resolved_at or approval.expires_at))
     return body
+
+
+def progress(approval: ApprovalRecord) -> dict[str, Any]:
+    """Where a hold stands: its status (``pending`` unless it ended before this was sent) and the approvals
+    given so far against those it needs. Who approved is told; what they entered never is."""
+    return {
+        "status": approval.status,
+        "approvals": approvers(approval),
+        "approvals_required": approval.approvals_required,
+    }
 
 
 def requested(approval: ApprovalRecord, notice: Notice) -> dict[str, Any]:
