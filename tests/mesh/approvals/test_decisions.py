@@ -233,3 +233,17 @@ async def test_a_resolved_hold_never_escalates(path: ResolvePath) -> None:
     await path.resolver.resolve(approve(approval.id, ALICE))
     path.clock[0] += 31
     assert await path.resolver._expiry.escalate_due() == 0
+
+
+async def test_an_escalated_hold_s_ending_reaches_its_escalation_channels_too(path: ResolvePath) -> None:
+    for name in ("ops", "pager"):
+        channel = ChannelRecord("default", name, "webhook", {"url": f"http://127.0.0.1:9/{name}"}, path.clock[0])
+        async with path.core.store.transaction() as tx:
+            assert await tx.put_channel(channel)
+    approval = await path.hold(channels=["ops"], escalate_after_s=30, escalate_to=["pager"])
+    path.clock[0] += 31
+    assert await path.resolver._expiry.escalate_due() == 1
+    await path.resolver.resolve(approve(approval.id, ALICE))
+    rows = await path.core.store.claim_outbox(path.clock[0] + 1, limit=500)
+    resolved = sorted(r.payload["channel"] for r in rows if r.payload.get("event") == "approval.resolved")
+    assert resolved == ["ops", "pager"]
