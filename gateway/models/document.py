@@ -10,12 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.models import messages
+from gateway.models import approvals, messages
 from gateway.models.base import Query
 
-MODELS: tuple[type[BaseModel], ...] = (*messages.MODELS,)
+MODELS: tuple[type[BaseModel], ...] = (*messages.MODELS, *approvals.MODELS)
 # (method, path) → the model of that operation's query string
-QUERIES: dict[tuple[str, str], type[Query]] = {**messages.QUERIES}
+QUERIES: dict[tuple[str, str], type[Query]] = {**messages.QUERIES, **approvals.QUERIES}
 
 
 def _tidy(node: Any) -> Any:
