@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.auth import bearer, has_bearer, require, surface_of
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH
+from gateway.models.approvals import clip
 from gateway.models.base import parse
 from gateway.models.messages import PendingRequest
 from gateway.models.messages import ResolveRequest as ResolveBody
@@ -43,6 +44,8 @@ async def pending(request: web.Request) -> web.Response:
 
 
 def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, Any]:
+    """One listed hold; a long ``user_input`` is cut (``message_truncated``), GET /v1/approvals/{id} has it all."""
+    user_input, truncated = clip(approval.user_input)
     return {
         "message_id": approval.task_id,
         "approval_id": approval.id,
@@ -50,7 +53,8 @@ def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, An
         "session_id": approval.session_id,
         "tenant_id": approval.tenant,
         "state": task.get("status", {}).get("state"),
-        "user_input": approval.user_input,
+        "user_input": user_input,
+        "message_truncated": truncated,
         "task_data": task,
         "policy": approval.policy,
         "tool": approval.tool,

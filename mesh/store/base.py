@@ -419,7 +419,12 @@ class Store(ABC):
         limit: int,
         offset: int,
         run_id: str | None = None,
-    ) -> tuple[list[ApprovalRecord], int]: ...
+        after: tuple[float, str] | None = None,
+    ) -> tuple[list[ApprovalRecord], int]:
+        """The tenant's pending approvals in (created_at, id) order, and how many match before paging.
+
+        ``after`` is a keyset cursor: only rows past that (created_at, id), so pages taken one after another
+        neither repeat nor skip a row when holds are added or resolved in between (an offset would)."""
 
     @abstractmethod
     async def approved_unfinished(self, limit: int = 500) -> list[ApprovalRecord]:

@@ -158,6 +158,7 @@ class SqlStore(Store):
         limit: int,
         offset: int,
         run_id: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> tuple[list[ApprovalRecord], int]:
         where = "tenant = ? AND status = ? AND expires_at > ?"
         args: list[Any] = [tenant, PENDING, now]
@@ -167,9 +168,14 @@ class SqlStore(Store):
         if run_id is not None:
             where += " AND run_id = ?"
             args.append(run_id)
+        page, page_args = where, list(args)
+        if after is not None:
+            # a row value: both engines walk the (tenant, status, created_at, id) index from that point on
+            page += " AND (created_at, id) > (?, ?)"
+            page_args += list(after)
         rows = await self._all(
-            f"SELECT * FROM {self.pending_source} WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            [*args, limit, offset],
+            f"SELECT * FROM {self.pending_source} WHERE {page} ORDER BY created_at, id LIMIT ? OFFSET ?",
+            [*page_args, limit, offset],
         )
         filtered = session_id is not None or run_id is not None
         total = await self._pending_total(tenant, now, where, args, filtered=filtered)
