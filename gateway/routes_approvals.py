@@ -20,6 +20,7 @@ from gateway.auth import bearer, require
 from gateway.errors import ApiError, json_response, read_form, read_object
 from gateway.keys import MESH
 from gateway.models.approvals import (
+    RUN_GROUPS_MAX,
     ApprovalCreate,
     ApprovalListQuery,
     ApprovalResolve,
@@ -66,13 +67,11 @@ async def list_approvals(request: web.Request) -> web.Response:
     )
     page = rows[: query.limit]
     last = page[-1] if len(rows) > query.limit else None
-    groups = await mesh.store.run_groups(principal.tenant, now)
-    if query.run_id is not None:
-        groups = [g for g in groups if g[0] == query.run_id]
+    groups = await mesh.store.run_groups(principal.tenant, now, run_id=query.run_id, limit=RUN_GROUPS_MAX)
     return json_response(
         {
             "approvals": [_public(a, listed=True) for a in page],
-            "run_groups": [{"run_id": rid, "count": len(ids), "ids": ids} for rid, ids in groups],
+            "run_groups": [{"run_id": g.run_id, "count": g.count, "ids": g.ids} for g in groups],
             "next_cursor": encode_cursor(last.created_at, last.id) if last is not None else None,
         }
     )

@@ -236,10 +236,17 @@ class Approval(Reply):
     resolved_by: str | None = Field(None, description="Only once resolved.")
 
 
+RUN_GROUPS_MAX = 100
+RUN_GROUP_IDS_MAX = 1000  # the store's default
+
+
 class RunGroup(Reply):
     run_id: str
-    count: int = Field(ge=2)
-    ids: list[str]
+    count: int = Field(ge=2, description="How many of the run's approvals are pending.")
+    ids: list[str] = Field(
+        max_length=RUN_GROUP_IDS_MAX,
+        description=f"The pending approvals' ids, oldest first (the first {RUN_GROUP_IDS_MAX} when count is more).",
+    )
 
 
 class ApprovalList(Reply):
@@ -247,7 +254,11 @@ class ApprovalList(Reply):
 
     approvals: list[Approval]
     run_groups: list[RunGroup] = Field(
-        description="Runs with two or more pending approvals (all of them, whatever the page)."
+        max_length=RUN_GROUPS_MAX,
+        description=(
+            f"Runs with two or more pending approvals, whatever the page: the {RUN_GROUPS_MAX} whose oldest hold is "
+            "oldest (only the given run with run_id)."
+        ),
     )
     next_cursor: str | None = Field(
         description="Pass as cursor for the next page; null on the last page.",

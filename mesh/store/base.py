@@ -135,6 +135,13 @@ class ApprovalRecord:
         return self.status == PENDING
 
 
+@dataclass(frozen=True, slots=True)
+class RunGroupRow:
+    run_id: str
+    count: int
+    ids: list[str]
+
+
 @dataclass(slots=True)
 class ChannelRecord:
     """Where a tenant's notifications go. Secret config values are kept sealed (see ``mesh.credentials``);
@@ -455,8 +462,11 @@ class Store(ABC):
     async def active_grant(self, tenant: str, caller: str, agent: str, run_id: str, now: float) -> RunGrant | None: ...
 
     @abstractmethod
-    async def run_groups(self, tenant: str, now: float) -> list[tuple[str, list[str]]]:
-        """Runs with two or more pending approvals: (run_id, approval ids oldest first)."""
+    async def run_groups(
+        self, tenant: str, now: float, *, run_id: str | None = None, limit: int = 100, ids_limit: int = 1000
+    ) -> list[RunGroupRow]:
+        """Runs with two or more pending approvals, the run whose oldest hold is oldest first: at most
+        ``limit`` runs, each with its count and at most ``ids_limit`` approval ids, oldest first."""
 
     @abstractmethod
     async def count_pending(self, now: float) -> int:
