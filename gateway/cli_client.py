@@ -43,6 +43,9 @@ def add_commands(sub: Any, env: Any, home: Any) -> None:
     verbs = approvals.add_subparsers(dest="approvals_command", required=True)
     listing = verbs.add_parser("list", parents=[client], help="the pending approvals")
     listing.add_argument("--run-id", help="only this run's approvals")
+    listing.add_argument(
+        "--page-size", type=int, default=500, choices=range(1, 501), metavar="1..500", help=argparse.SUPPRESS
+    )
     show = verbs.add_parser("show", parents=[client], help="one approval")
     show.add_argument("id")
     for verb in ("approve", "deny"):
@@ -140,11 +143,21 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    path = "/v1/approvals"
+def all_pages(args: argparse.Namespace) -> dict[str, Any]:
+    """Every pending approval, page after page (the listing follows ``next_cursor``), as one listing."""
+    query: dict[str, str] = {"limit": str(args.page_size)}
     if args.run_id:
-        path += "?" + urllib.parse.urlencode({"run_id": args.run_id})
-    body = request(args, "GET", path)
+        query["run_id"] = args.run_id
+    body = request(args, "GET", "/v1/approvals?" + urllib.parse.urlencode(query))
+    approvals = list(body.get("approvals") or [])
+    while body.get("next_cursor"):
+        body = request(args, "GET", "/v1/approvals?" + urllib.parse.urlencode({**query, "cursor": body["next_cursor"]}))
+        approvals += body.get("approvals") or []
+    return {**body, "approvals": approvals, "next_cursor": None}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    body = all_pages(args)
     if args.json:
         print(json.dumps(body, indent=2))
         return 0

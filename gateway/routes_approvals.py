@@ -19,6 +19,18 @@ from a2ui import field_ids
 from gateway.auth import bearer, require
 from gateway.errors import ApiError, json_response, read_form, read_object
 from gateway.keys import MESH
+from gateway.models.approvals import (
+    RUN_GROUPS_MAX,
+    ApprovalCreate,
+    ApprovalListQuery,
+    ApprovalResolve,
+    BulkResolve,
+    SignedLinkQuery,
+    SignedLinkResolve,
+    clip,
+    encode_cursor,
+)
+from gateway.models.base import parse
 from mesh.approvals.api import approval_public, persist_config
 from mesh.approvals.resolve import Outcome, ResolveRequest, find_approval
 from mesh.credentials import verify
@@ -26,25 +38,41 @@ from mesh.errors import Conflict, Gone, MeshError, NotFound
 from mesh.store import PENDING, ApprovalRecord
 
 routes = web.RouteTableDef()
-LIST_LIMIT = 10_000
+
+
+def _public(approval: ApprovalRecord, *, listed: bool = False) -> dict[str, Any]:
+    """An approval as this API answers it; a listing cuts a long message (the approval itself has it all)."""
+    public = approval_public(approval)
+    public["message"], public["message_truncated"] = clip(public["message"]) if listed else (public["message"], False)
+    return public
 
 
 @routes.get("/v1/approvals")
 async def list_approvals(request: web.Request) -> web.Response:
+    """A page of pending approvals. Paged by a keyset cursor (created_at, id), not an offset: a hold made or
+    resolved between two pages neither repeats nor hides another one."""
     principal = require(request, "approver", "admin")
+    query = parse(ApprovalListQuery, request.query)
     mesh = request.app[MESH]
-    run_id = request.query.get("run_id") or None
     now = mesh.clock()
+    # one row more than the page says whether there is a next page, without counting the queue
     rows, _ = await mesh.store.list_pending(
-        principal.tenant, session_id=None, now=now, limit=LIST_LIMIT, offset=0, run_id=run_id
+        principal.tenant,
+        session_id=None,
+        now=now,
+        limit=query.limit + 1,
+        offset=0,
+        run_id=query.run_id,
+        after=query.cursor,
     )
-    groups = await mesh.store.run_groups(principal.tenant, now)
-    if run_id is not None:
-        groups = [g for g in groups if g[0] == run_id]
+    page = rows[: query.limit]
+    last = page[-1] if len(rows) > query.limit else None
+    groups = await mesh.store.run_groups(principal.tenant, now, run_id=query.run_id, limit=RUN_GROUPS_MAX)
     return json_response(
         {
-            "approvals": [approval_public(a) for a in rows],
-            "run_groups": [{"run_id": rid, "count": len(ids), "ids": ids} for rid, ids in groups],
+            "approvals": [_public(a, listed=True) for a in page],
+            "run_groups": [{"run_id": g.run_id, "count": g.count, "ids": g.ids} for g in groups],
+            "next_cursor": encode_cursor(last.created_at, last.id) if last is not None else None,
         }
     )
 
@@ -60,26 +88,34 @@ async def get_approval(request: web.Request) -> web.Response:
         # its time passed before the sweeper got to it: never show it as still waiting
         await mesh.expiry.expire(approval)
         approval = await find_approval(mesh.store, approval.id) or approval
-    return json_response(approval_public(approval))
+    return json_response(_public(approval))
 
 
 @routes.post("/v1/approvals")
 async def create_approval(request: web.Request) -> web.Response:
     principal = require(request, "agent", "admin")
-    created, answer = await request.app[MESH].approvals.create_approval(principal, await read_object(request))
+    body = parse(ApprovalCreate, await read_object(request))
+    created, answer = await request.app[MESH].approvals.create_approval(principal, **body.model_dump())
     return json_response(answer, status=201 if created else 200)
+
+
+def _link(request: web.Request) -> SignedLinkQuery:
+    """The URL's signed-link query. A value no link carries (an ``exp`` that is no integer, a ``decision``
+    that is neither) is a link that was changed: 401, as a bad signature is, never a 400 naming the part."""
+    try:
+        return parse(SignedLinkQuery, request.query)
+    except ApiError:
+        raise ApiError(401, "the link's signature is not valid") from None
 
 
 def _signed(request: web.Request) -> tuple[str, int, str] | None:
     """(decision, exp, sig) when the URL carries a signature."""
-    q = request.query
-    if "sig" not in q:
+    link = _link(request)
+    if link.sig is None:
         return None
-    try:
-        exp = int(q.get("exp", ""))
-    except ValueError:  # also a number too long to convert
-        raise ApiError(401, "the link's signature is not valid") from None
-    return q.get("decision", ""), exp, q["sig"]
+    if link.decision is None or link.exp is None:
+        raise ApiError(401, "the link's signature is not valid")
+    return link.decision, link.exp, link.sig
 
 
 def _check_link(request: web.Request, approval_id: str, signed: tuple[str, int, str]) -> str:
@@ -247,27 +283,28 @@ async def confirm_page(request: web.Request) -> web.Response:
 async def resolve_approval(request: web.Request) -> web.Response:
     if "sig" in request.query:
         return await _resolve_by_link(request)
-    if "exp" in request.query or "decision" in request.query:  # half a signed link is no link
+    link = _link(request)
+    if link.exp is not None or link.decision is not None:  # half a signed link is no link
         raise ApiError(401, "the link's signature is not valid")
     approval_id = request.match_info["id"]
     mesh = request.app[MESH]
     principal = bearer(request)
-    body = await read_object(request)
-    approved = body.get("approved")
-    if not isinstance(approved, bool):
-        raise ApiError(400, "approved must be true or false", field="approved")
-    persist = body.get("persist", False)
-    if not isinstance(persist, bool):
-        raise ApiError(400, "persist must be true or false", field="persist")
-    persist = persist and approved  # a denial never writes a rule
+    body = parse(ApprovalResolve, await read_object(request))
+    approved = body.approved
+    persist = body.persist and approved  # a denial never writes a rule
     if persist and not principal.is_admin:
         raise ApiError(403, "persisting a rule needs the admin role", field="persist")
+    resolution: dict[str, Any] = {"decision": "approve" if approved else "deny"}
+    if body.reason is not None:
+        resolution["reason"] = body.reason
+    if body.arguments is not None:
+        resolution["arguments"] = body.arguments
     req = ResolveRequest(
         ref=approval_id,
-        resolution={"decision": "approve" if approved else "deny"},
+        resolution=resolution,
         surface="api",
         principal=principal,
-        resolved_by=_resolver(body),
+        resolved_by=body.resolved_by,
     )
     if persist:
         # checked before resolving, so a call that cannot become a rule is not approved half-way
@@ -292,17 +329,17 @@ async def _resolve_by_link(request: web.Request) -> web.Response:
         if signed is None:  # not reached: called only for a URL with a signature
             raise ApiError(401, "the link's signature is not valid")
         decision = _check_link(request, approval_id, signed)
-        body = await _link_body(request)
-        if "persist" in request.query or body.get("persist") not in (None, False):
+        if "persist" in request.query:
             raise ApiError(400, "a signed link can never persist a rule", field="persist")
-        if "approved" in body and body["approved"] != (decision == "approve"):
+        body = parse(SignedLinkResolve, await _link_body(request))
+        if body.approved is not None and body.approved != (decision == "approve"):
             raise ApiError(401, "the link's signature does not cover that decision")
         req = ResolveRequest(
             ref=approval_id,
             resolution={"decision": decision},
             surface="signed_link",
             preauthorized=True,
-            resolved_by=_resolver(body) or "signed-link",
+            resolved_by=body.resolved_by or "signed-link",
         )
         outcome = await _resolve(request, req)
     except (ApiError, MeshError) as exc:
@@ -341,6 +378,8 @@ def _answer(outcome: Outcome, persisted: bool) -> dict[str, Any]:
         "approved": outcome.decision == "approve",
         "persisted": persisted,
         "task_state": outcome.new_state,
+        "approvals_required": outcome.approval.approvals_required,
+        "approvals": list(outcome.approval.approvals),
     }
 
 
@@ -353,20 +392,11 @@ async def _link_body(request: web.Request) -> dict[str, Any]:
     return await read_object(request, allow_empty=True)
 
 
-def _resolver(body: dict[str, Any]) -> str | None:
-    value = body.get("resolved_by")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise ApiError(400, "resolved_by must be a non-empty string of at most 200 characters", field="resolved_by")
-    return value
-
-
 @routes.post("/v1/approvals/bulk-resolve")
 async def bulk_resolve(request: web.Request) -> web.Response:
     principal = bearer(request)
-    body = await read_object(request)
+    body = parse(BulkResolve, await read_object(request))
     ids = await request.app[MESH].approvals.bulk_resolve(
-        principal, body.get("run_id"), body.get("action"), body.get("resolved_by"), body.get("ids")
+        principal, body.run_id, body.action, body.resolved_by, body.ids
     )
     return json_response({"resolved": len(ids), "ids": ids})

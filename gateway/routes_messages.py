@@ -10,9 +10,11 @@ from aiohttp import web
 from gateway.auth import bearer, has_bearer, require, surface_of
 from gateway.errors import ApiError, json_response, read_object
 from gateway.keys import MESH
+from gateway.models.approvals import clip
 from gateway.models.base import parse
 from gateway.models.messages import PendingRequest
 from gateway.models.messages import ResolveRequest as ResolveBody
+from mesh.approvals.api import decision_public
 from mesh.approvals.resolve import ResolveRequest
 from mesh.store import ApprovalRecord, iso
 
@@ -43,6 +45,8 @@ async def pending(request: web.Request) -> web.Response:
 
 
 def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, Any]:
+    """One listed hold; a long ``user_input`` is cut (``message_truncated``), GET /v1/approvals/{id} has it all."""
+    user_input, truncated = clip(approval.user_input)
     return {
         "message_id": approval.task_id,
         "approval_id": approval.id,
@@ -50,7 +54,8 @@ def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, An
         "session_id": approval.session_id,
         "tenant_id": approval.tenant,
         "state": task.get("status", {}).get("state"),
-        "user_input": approval.user_input,
+        "user_input": user_input,
+        "message_truncated": truncated,
         "task_data": task,
         "policy": approval.policy,
         "tool": approval.tool,
@@ -58,6 +63,7 @@ def _pending_row(approval: ApprovalRecord, task: dict[str, Any]) -> dict[str, An
         "expires_at": iso(approval.expires_at),
         "created_at": iso(approval.created_at),
         "updated_at": iso(approval.updated_at),
+        **decision_public(approval),
     }
 
 

@@ -10,12 +10,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.models import admin, messages, observe
+from gateway.models import admin, approvals, messages, observe
 from gateway.models.base import Query
 
-MODELS: tuple[type[BaseModel], ...] = (*messages.MODELS, *admin.MODELS, *observe.MODELS)
+MODELS: tuple[type[BaseModel], ...] = (*messages.MODELS, *approvals.MODELS, *admin.MODELS, *observe.MODELS)
 # (method, path) → the model of that operation's query string
-QUERIES: dict[tuple[str, str], type[Query]] = {**messages.QUERIES, **admin.QUERIES, **observe.QUERIES}
+QUERIES: dict[tuple[str, str], type[Query]] = {
+    **messages.QUERIES,
+    **approvals.QUERIES,
+    **admin.QUERIES,
+    **observe.QUERIES,
+}
 
 
 def _tidy(node: Any) -> Any:

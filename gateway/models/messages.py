@@ -1,11 +1,22 @@
-"""The messages API's bodies: ``POST /messages/pending`` and ``POST /messages/{id}/resolve``."""
+"""The messages API's bodies and answers: ``POST /messages/pending`` and ``POST /messages/{id}/resolve``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import WithJsonSchema as Schema
 
+from gateway.models.approvals import (
+    MESSAGE_LIMIT,
+    Deciding,
+    FormRef,
+    Reply,
+    TaskRef,
+    TaskStateRef,
+    Timestamp,
+    ref,
+)
 from gateway.models.base import Body, Integer, Query, Scalar
 from mesh.approvals.resolve import REASON_MAX
 
@@ -61,5 +72,52 @@ class ResolveRequest(Body):
     )
 
 
-MODELS = (PendingRequest, ResolveRequest)
+ISO = "UTC, ISO 8601 with milliseconds and Z."
+
+
+class PendingMessage(Deciding):
+    """One pending hold as /messages/pending lists it."""
+
+    message_id: str = Field(description="The held task's id (what /messages/{id}/resolve takes).")
+    approval_id: str
+    kind: Literal["approval", "input"] = Field(
+        description="approval for a policy hold, input for an agent's request for values."
+    )
+    session_id: str | None
+    tenant_id: str
+    state: Annotated[str | None, Schema({"oneOf": [ref("TaskState").json_schema, {"type": "null"}]})]
+    user_input: str = Field(
+        max_length=MESSAGE_LIMIT,
+        description=f"What the agent said, cut at {MESSAGE_LIMIT} characters (message_truncated).",
+    )
+    message_truncated: bool = Field(description="Whether user_input was cut; GET /v1/approvals/{id} has all of it.")
+    task_data: Annotated[
+        dict[str, Any],
+        Schema({"oneOf": [ref("Task").json_schema, {"type": "object", "maxProperties": 0}]}),
+    ]
+    policy: str | None
+    tool: str | None
+    form: FormRef
+    expires_at: Timestamp = Field(description=ISO)
+    created_at: Timestamp = Field(description=ISO)
+    updated_at: Timestamp = Field(description=ISO)
+
+
+class PendingList(Reply):
+    messages: list[PendingMessage]
+    total: int = Field(ge=0)
+    limit: int = Field(ge=1, le=500)
+    offset: int = Field(ge=0, le=1_000_000_000)
+
+
+class ResolveResult(Reply):
+    ok: Literal[True]
+    message_id: str
+    approval_id: str
+    decision: Literal["approve", "deny", "submit"]
+    new_state: TaskStateRef
+    task: TaskRef
+
+
+MODELS = (PendingRequest, ResolveRequest, PendingMessage, PendingList, ResolveResult)
 QUERIES: dict[tuple[str, str], type[Query]] = {}

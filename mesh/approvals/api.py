@@ -8,12 +8,12 @@ rules are how people say "yes to this again" without approving each call.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 from mesh.admin.policies import PolicyAdmin
 from mesh.approvals.holds import Holds
 from mesh.approvals.records import APPROVAL, new_approval
-from mesh.approvals.resolve import Resolver, ResolveRequest
+from mesh.approvals.resolve import Resolver, ResolveRequest, edit_summary
 from mesh.auth import Principal
 from mesh.core.kernel import Core
 from mesh.core.taskstate import GUARD, allow_parts, new_task, set_state
@@ -25,20 +25,7 @@ from mesh.store.base import RunGrant
 from mesh.wire.models import TaskState, new_id
 
 API_POLICY = "approvals-api"
-CREATE_FIELDS = {"tool", "agent", "message", "command", "path", "run_id"}
 PERSIST_PRIORITY = 1_000_000  # above ordinary policies: a person's "always allow this exact call"
-
-
-def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = 10_000) -> str | None:
-    """A string field: absent (None) unless ``required``; when given, non-blank and at most ``limit`` long."""
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise InvalidInput(f"{name} is required", field=name)
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise InvalidInput(f"{name} must be a non-empty string of at most {limit} characters", field=name)
-    return value
 
 
 def approval_public(approval: ApprovalRecord) -> dict[str, Any]:
@@ -60,11 +47,29 @@ def approval_public(approval: ApprovalRecord) -> dict[str, Any]:
         "status": approval.status,
         "created_at": iso(approval.created_at),
         "expires_at": iso(approval.expires_at),
+        **decision_public(approval),
     }
+    if approval.allow_edits:
+        out["arguments"] = arguments  # what an approver may change
     if approval.status != PENDING:
         out["resolved_at"] = iso(approval.resolved_at)
         out["resolved_by"] = approval.resolved_by
+        out["reason"] = approval.reason if approval.status in ("approved", "denied") else None
+        out["edited"] = (
+            edit_summary(approval.action, approval.edited_action)["changed"] if approval.edited_action else None
+        )
     return out
+
+
+def decision_public(approval: ApprovalRecord) -> dict[str, Any]:
+    """What every listing shows of how a hold is being decided: its quorum and the approvals so far, whether
+    it escalated, whether an approver may edit the call."""
+    return {
+        "approvals_required": approval.approvals_required,
+        "approvals": list(approval.approvals),
+        "escalated_at": iso(approval.escalated_at),
+        "allow_edits": approval.allow_edits,
+    }
 
 
 def persist_config(approval: ApprovalRecord) -> dict[str, Any] | None:
@@ -96,19 +101,20 @@ class ApprovalsApi:
         self._resolver = resolver
         self._policy_admin = policy_admin
 
-    async def create_approval(self, principal: Principal, body: Any) -> tuple[bool, dict[str, Any]]:
+    async def create_approval(
+        self,
+        principal: Principal,
+        *,
+        tool: str,
+        agent: str,
+        message: str,
+        command: str | None = None,
+        path: str | None = None,
+        run_id: str | None = None,
+    ) -> tuple[bool, dict[str, Any]]:
         """Queue a tool call for review. Returns (created, answer): created False when a run grant
-        approved it on the spot."""
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object")
-        unknown = sorted(set(body) - CREATE_FIELDS)
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
-        tool = _text(body, "tool", required=True, limit=200)
-        agent = _text(body, "agent", required=True, limit=200)
-        message = _text(body, "message", required=True) or ""
-        command, path, run_id = _text(body, "command"), _text(body, "path"), _text(body, "run_id", limit=200)
-        assert tool is not None and agent is not None
+        approved it on the spot. The request's shape (non-blank strings, their bounds) is checked where it
+        is parsed (``gateway.models.approvals.ApprovalCreate``); the policies and grants are checked here."""
         arguments: dict[str, Any] = {}
         if command is not None:
             arguments["command"] = command
@@ -271,18 +277,16 @@ class ApprovalsApi:
         return body
 
     async def bulk_resolve(
-        self, principal: Principal, run_id: Any, action: Any, resolved_by: Any, ids: Any
+        self,
+        principal: Principal,
+        run_id: str,
+        action: Literal["approve", "deny"],
+        resolved_by: str | None,
+        ids: list[str] | None,
     ) -> list[str]:
-        if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > 200:
-            raise InvalidInput("run_id is required (a non-empty string of at most 200 characters)", field="run_id")
-        if action not in ("approve", "deny"):
-            raise InvalidInput('action must be "approve" or "deny"', field="action")
-        if resolved_by is not None and (
-            not isinstance(resolved_by, str) or not resolved_by.strip() or len(resolved_by) > 200
-        ):
-            raise InvalidInput("resolved_by must be a non-empty string of at most 200 characters", field="resolved_by")
-        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
-            raise InvalidInput("ids must be a list of approval ids", field="ids")
+        """Resolve every pending approval of ``run_id`` (``ids``, when given, must be that set: what the person
+        reviewed); approving opens run grants. The request's shape is checked where it is parsed
+        (``gateway.models.approvals.BulkResolve``)."""
         if not principal.can_resolve:
             raise Forbidden("resolving needs the approver or admin role")
         now = self._clock()

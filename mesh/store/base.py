@@ -145,6 +145,13 @@ class ApprovalRecord:
         return any(a.get("by") == subject for a in self.approvals)
 
 
+@dataclass(frozen=True, slots=True)
+class RunGroupRow:
+    run_id: str
+    count: int
+    ids: list[str]
+
+
 @dataclass(slots=True)
 class ChannelRecord:
     """Where a tenant's notifications go. Secret config values are kept sealed (see ``mesh.credentials``);
@@ -445,7 +452,12 @@ class Store(ABC):
         limit: int,
         offset: int,
         run_id: str | None = None,
-    ) -> tuple[list[ApprovalRecord], int]: ...
+        after: tuple[float, str] | None = None,
+    ) -> tuple[list[ApprovalRecord], int]:
+        """The tenant's pending approvals in (created_at, id) order, and how many match before paging.
+
+        ``after`` is a keyset cursor: only rows past that (created_at, id), so pages taken one after another
+        neither repeat nor skip a row when holds are added or resolved in between (an offset would)."""
 
     @abstractmethod
     async def approved_unfinished(self, limit: int = 500) -> list[ApprovalRecord]:
@@ -480,8 +492,11 @@ class Store(ABC):
     async def active_grant(self, tenant: str, caller: str, agent: str, run_id: str, now: float) -> RunGrant | None: ...
 
     @abstractmethod
-    async def run_groups(self, tenant: str, now: float) -> list[tuple[str, list[str]]]:
-        """Runs with two or more pending approvals: (run_id, approval ids oldest first)."""
+    async def run_groups(
+        self, tenant: str, now: float, *, run_id: str | None = None, limit: int = 100, ids_limit: int = 1000
+    ) -> list[RunGroupRow]:
+        """Runs with two or more pending approvals, the run whose oldest hold is oldest first: at most
+        ``limit`` runs, each with its count and at most ``ids_limit`` approval ids, oldest first."""
 
     @abstractmethod
     async def count_pending(self, now: float) -> int:

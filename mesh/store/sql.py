@@ -22,6 +22,7 @@ from .base import (
     OutboxEntry,
     PushConfigRecord,
     RunGrant,
+    RunGroupRow,
     SessionRecord,
     Store,
     TaskRecord,
@@ -104,16 +105,26 @@ class SqlStore(Store):
         )
         return grant_from_row(row) if row else None
 
-    async def run_groups(self, tenant: str, now: float) -> list[tuple[str, list[str]]]:
-        rows = await self._all(
-            "SELECT run_id, id FROM approvals WHERE tenant = ? AND status = ? AND expires_at > ? "
-            "AND run_id IS NOT NULL ORDER BY run_id, created_at, id",
-            (tenant, PENDING, now),
+    async def run_groups(
+        self, tenant: str, now: float, *, run_id: str | None = None, limit: int = 100, ids_limit: int = 1000
+    ) -> list[RunGroupRow]:
+        one = " AND run_id = ?" if run_id is not None else ""
+        where = f"tenant = ? AND status = ? AND expires_at > ? AND run_id IS NOT NULL{one}"
+        args: tuple[Any, ...] = (tenant, PENDING, now, *(() if run_id is None else (run_id,)))
+        counted = await self._all(
+            f"SELECT run_id, COUNT(*) AS n, MIN(created_at) AS first FROM approvals WHERE {where} "
+            "GROUP BY run_id HAVING COUNT(*) >= 2 ORDER BY MIN(created_at), run_id LIMIT ?",
+            (*args, limit),
         )
-        groups: dict[str, list[str]] = {}
-        for row in rows:
-            groups.setdefault(row["run_id"], []).append(row["id"])
-        return [(run_id, ids) for run_id, ids in groups.items() if len(ids) >= 2]
+        groups = []
+        for row in counted:
+            ids = await self._all(
+                "SELECT id FROM approvals WHERE tenant = ? AND status = ? AND expires_at > ? AND run_id = ? "
+                "ORDER BY created_at, id LIMIT ?",
+                (tenant, PENDING, now, row["run_id"], ids_limit),
+            )
+            groups.append(RunGroupRow(row["run_id"], int(row["n"]), [r[0] for r in ids]))
+        return groups
 
     async def count_pending(self, now: float) -> int:
         row = await self._one("SELECT COUNT(*) FROM approvals WHERE status = ? AND expires_at > ?", (PENDING, now))
@@ -158,6 +169,7 @@ class SqlStore(Store):
         limit: int,
         offset: int,
         run_id: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> tuple[list[ApprovalRecord], int]:
         where = "tenant = ? AND status = ? AND expires_at > ?"
         args: list[Any] = [tenant, PENDING, now]
@@ -167,9 +179,14 @@ class SqlStore(Store):
         if run_id is not None:
             where += " AND run_id = ?"
             args.append(run_id)
+        page, page_args = where, list(args)
+        if after is not None:
+            # a row value: both engines walk the (tenant, status, created_at, id) index from that point on
+            page += " AND (created_at, id) > (?, ?)"
+            page_args += list(after)
         rows = await self._all(
-            f"SELECT * FROM {self.pending_source} WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            [*args, limit, offset],
+            f"SELECT * FROM {self.pending_source} WHERE {page} ORDER BY created_at, id LIMIT ? OFFSET ?",
+            [*page_args, limit, offset],
         )
         filtered = session_id is not None or run_id is not None
         total = await self._pending_total(tenant, now, where, args, filtered=filtered)

@@ -78,7 +78,7 @@ async def test_create_list_and_resolve_through_a_signed_link(tmp_path: Path) -> 
             status, one = await call(session, "GET", f"{gw}/v1/approvals/{first['id']}", headers=approver)
             assert status == 200 and one["status"] == "approved" and one["resolved_by"] == "signed-link"
             status, listing = await call(session, "GET", f"{gw}/v1/approvals", headers=approver)
-            assert listing == {"approvals": [], "run_groups": []}
+            assert listing == {"approvals": [], "run_groups": [], "next_cursor": None}
     finally:
         stop_server(server)
 

@@ -131,3 +131,15 @@ def test_errors_go_to_stderr_with_a_nonzero_exit(server: Server) -> None:
 
     unreachable = cli("list", "--url", "http://127.0.0.1:9", token=admin)
     assert unreachable.returncode != 0 and "cannot reach" in unreachable.stderr
+
+
+def test_list_follows_every_page(server: Server) -> None:
+    admin = server.token("alice", "approver", "admin")
+    agent = server.token("build-bot", "agent")
+    made = {create(server, agent, f"clear cache {i}") for i in range(5)}
+    listed = cli("list", "--page-size", "2", "--json", "--url", server.gateway_url, token=admin)
+    assert listed.returncode == 0, listed.stderr
+    body = json.loads(listed.stdout)
+    ids = [a["id"] for a in body["approvals"]]
+    assert len(ids) == 5 and set(ids) == made
+    assert body["next_cursor"] is None

@@ -169,7 +169,7 @@ async def test_an_approval_of_another_tenant_is_not_found(airlock: Airlock) -> N
     await error_of(resp, 404)
     await error_of(await resolve(airlock, mine["id"], {"approved": True}, OTHER_TENANT), 404)
     theirs = await listing(airlock, OTHER_TENANT)
-    assert theirs == {"approvals": [], "run_groups": []}
+    assert theirs == {"approvals": [], "run_groups": [], "next_cursor": None}
     resp = await bulk(airlock, {"run_id": "shared-run", "action": "approve"}, OTHER_TENANT)
     assert resp.status == 200 and await resp.json() == {"resolved": 0, "ids": []}
     assert await status_of(airlock, mine["id"]) == "pending"
@@ -412,7 +412,7 @@ async def test_run_groups_name_runs_with_two_or_more_pending(airlock: Airlock) -
     assert only_a["run_groups"] == body["run_groups"]
     only_b = await listing(airlock, run_id="run-b")
     assert [a["id"] for a in only_b["approvals"]] == [b1["id"]] and only_b["run_groups"] == []
-    assert await listing(airlock, run_id="no-such-run") == {"approvals": [], "run_groups": []}
+    assert await listing(airlock, run_id="no-such-run") == {"approvals": [], "run_groups": [], "next_cursor": None}
 
     await resolve(airlock, a1["id"], {"approved": False})
     assert (await listing(airlock))["run_groups"] == []  # one left: no longer a group
@@ -501,7 +501,7 @@ async def test_bulk_with_ids_that_differ_from_the_pending_set_is_409(airlock: Ai
         ({"run_id": "r", "action": "allow"}, "action"),
         ({"run_id": "r", "action": True}, "action"),
         ({"run_id": "r", "action": "approve", "ids": "a1"}, "ids"),
-        ({"run_id": "r", "action": "approve", "ids": [1]}, "ids"),
+        ({"run_id": "r", "action": "approve", "ids": [1]}, "ids.0"),
         ({"run_id": "r", "action": "approve", "resolved_by": 3}, "resolved_by"),
         ({"run_id": "r", "action": "approve", "resolved_by": ""}, "resolved_by"),
     ],

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from mesh.store import PENDING, ApprovalRecord, ChannelRecord, Store, TaskRecord
+from mesh.store import PENDING, ApprovalRecord, ChannelRecord, RunGroupRow, Store, TaskRecord
 from mesh.store.base import audit_hash
 from mesh.store.rows import GENESIS
 from mesh.store.schema import SCHEMA_VERSION
@@ -510,7 +510,10 @@ async def test_run_groups_and_run_filter(store: Store) -> None:
             record.created_at = 1000.0 + i
             await tx.insert_task(task(f"t{i}"))
             await tx.insert_approval(record)
-    assert await store.run_groups("default", 2000.0) == [("run-9", ["ap0", "ap1", "ap2"])]
+    assert await store.run_groups("default", 2000.0) == [RunGroupRow("run-9", 3, ["ap0", "ap1", "ap2"])]
+    assert await store.run_groups("default", 2000.0, ids_limit=2) == [RunGroupRow("run-9", 3, ["ap0", "ap1"])]
+    assert await store.run_groups("default", 2000.0, run_id="other") == []
+    assert await store.run_groups("default", 2000.0, limit=0) == []
     rows, total = await store.list_pending(
         "default", session_id=None, now=2000.0, limit=10, offset=0, run_id="run-solo"
     )

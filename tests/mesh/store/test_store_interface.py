@@ -281,3 +281,39 @@ def test_a_field_with_no_column_and_no_default_cannot_be_converted() -> None:
 
     with pytest.raises(TypeError, match="no column and no default"):
         from_row(Broken)
+
+
+# --- list_pending after a keyset cursor ----------------------------------------------------------------------
+
+
+async def test_list_pending_after_a_cursor_pages_in_created_then_id_order(store: Store) -> None:
+    """Rows sharing a created_at are ordered by id, and ``after`` starts strictly past the (created_at, id)
+    given: pages taken that way cover every row once, whatever was added behind the cursor."""
+    held = [approval(f"ap{i}", f"t{i}") for i in range(5)]
+    for record, created_at in zip(held, (1000.0, 1000.0, 1000.0, 1001.5, 1002.0), strict=True):
+        record.created_at = record.updated_at = created_at
+    held[0].id, held[1].id, held[2].id = "b", "a", "c"  # one created_at, ids out of insertion order
+    async with store.transaction() as tx:
+        for record in held:
+            await tx.insert_approval(record)
+    first, total = await store.list_pending("default", session_id=None, now=0.0, limit=2, offset=0)
+    assert [r.id for r in first] == ["a", "b"] and total == 5
+    second, total = await store.list_pending(
+        "default", session_id=None, now=0.0, limit=2, offset=0, after=(first[-1].created_at, first[-1].id)
+    )
+    assert [r.id for r in second] == ["c", "ap3"] and total == 5  # the total is before paging
+    # a hold made behind the cursor is not listed again, one made after it is
+    early, late = approval("aa", "t8"), approval("zz", "t9")
+    early.created_at, late.created_at = 1000.0, 1003.0
+    async with store.transaction() as tx:
+        await tx.insert_approval(early)
+        await tx.insert_approval(late)
+    last, _ = await store.list_pending(
+        "default", session_id=None, now=0.0, limit=10, offset=0, after=(second[-1].created_at, second[-1].id)
+    )
+    assert [r.id for r in last] == ["ap4", "zz"]
+    run, _ = await store.list_pending(
+        "default", session_id=None, now=0.0, limit=10, offset=0, run_id="run-9", after=(1000.0, "b")
+    )
+    assert [r.id for r in run] == ["c", "ap3", "ap4", "zz"]
+    assert (await store.list_pending("default", session_id=None, now=0.0, limit=10, offset=0, after=(9e9, "")))[0] == []
