@@ -246,7 +246,7 @@ async def queue(request: web.Request) -> web.Response:
         principal.tenant, session_id=None, now=now, limit=QUEUE_LIMIT, offset=0
     )
     groups = await mesh.store.run_groups(principal.tenant, now)
-    cards = [card_view(a) for a in rows]
+    cards = [card_view(a, principal.sub) for a in rows]
     return render(
         request,
         "queue.html",
@@ -256,7 +256,8 @@ async def queue(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard/cards/{id}")
 async def card(request: web.Request) -> web.Response:
-    """One pending card as an HTML fragment (the queue adds it when the stream tells of a new hold)."""
+    """One pending card as an HTML fragment: the queue adds it when the stream tells of a new hold, and
+    fetches it again to bring a card's approvals and its escalation up to date (one renderer, not two)."""
     principal, csrf = signed_in(request)
     mesh = request.app[MESH]
     approval = await mesh.store.get_approval(request.match_info["id"])
@@ -265,7 +266,7 @@ async def card(request: web.Request) -> web.Response:
     if approval.expires_at <= mesh.clock():
         raise web.HTTPNotFound()
     resp = aiohttp_jinja2.render_template(
-        "dashboard/card_fragment.html", request, {"c": card_view(approval), "csrf": csrf}
+        "dashboard/card_fragment.html", request, {"c": card_view(approval, principal.sub), "csrf": csrf}
     )
     resp.headers.update(PAGE_HEADERS)
     return resp

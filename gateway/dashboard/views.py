@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from a2ui import DECISION_FIELD
+from a2ui import DECISION_FIELD, field_ids
 from mesh.approvals.api import approval_public
+from mesh.approvals.records import APPROVAL
+from mesh.approvals.resolve import REASON_MAX
 from mesh.store import ApprovalRecord, AuditRecord, Store, iso
 
 HISTORY_LIMIT = 200
@@ -50,6 +53,22 @@ class CardView:
     description: str
     fields: list[FieldView]
     decisions: list[dict[str, str]] | None  # the decision's options, as buttons; None: one Submit button
+    approvals_required: int = 1
+    approvers: list[str] = field(default_factory=list)  # who approved so far, in order (a quorum hold)
+    approved_by_me: bool = False  # the person viewing the page is one of them: their Approve is disabled
+    escalated_at: str | None = None
+    reason_box: bool = False  # a "Reason" textarea sent with a denial
+    editable: bool = False  # an "Edit arguments" JSON editor sent with an approval
+    arguments_json: str = ""  # the held call's arguments, pretty-printed for the editor
+    reason_max: int = REASON_MAX  # the resolve path's limit, as the textarea's maxlength
+
+    @property
+    def quorum(self) -> bool:
+        return self.approvals_required > 1
+
+    @property
+    def waiting_for(self) -> int:
+        return max(0, self.approvals_required - len(self.approvers))
 
 
 def _field_view(raw: dict[str, Any]) -> FieldView:
@@ -73,7 +92,29 @@ def _field_view(raw: dict[str, Any]) -> FieldView:
     )
 
 
-def card_view(approval: ApprovalRecord) -> CardView:
+def _editable(approval: ApprovalRecord, own_ids: set[str]) -> bool:
+    """Whether the resolve path would take new arguments for this hold, so the editor is only offered where
+    it can work: a policy hold of a tool call under ``allow_edits``, needing one approver (a quorum is
+    approved as it was asked), whose form has no field of its own named ``arguments``."""
+    return (
+        approval.allow_edits
+        and approval.kind == APPROVAL
+        and bool(approval.tool)
+        and approval.approvals_required <= 1
+        and "arguments" not in own_ids
+    )
+
+
+def _arguments_json(approval: ApprovalRecord) -> str:
+    """The call's arguments as the agent sent them (not form values: nothing a person typed, nothing masked),
+    pretty-printed so a person can edit them in a textarea."""
+    arguments = approval.action.get("arguments") or {}
+    return json.dumps(arguments, indent=2, ensure_ascii=False, default=str)
+
+
+def card_view(approval: ApprovalRecord, viewer: str | None = None) -> CardView:
+    """A card of the queue as ``viewer`` (the signed-in subject) sees it: their own approval of a quorum hold
+    disables their Approve button, as the server would answer 409 to a second one."""
     public = approval_public(approval)
     props = (approval.form or {}).get("props") or {}
     fields: list[FieldView] = []
@@ -83,6 +124,9 @@ def card_view(approval: ApprovalRecord) -> CardView:
             decisions = [{"value": o["value"], "label": o.get("label") or o["value"]} for o in raw["options"]]
         else:
             fields.append(_field_view(raw))
+    own_ids = set(field_ids(approval.form or {}))
+    approvers = [str(a.get("by") or "") for a in approval.approvals]
+    editable = _editable(approval, own_ids)
     return CardView(
         id=approval.id,
         task_id=approval.task_id,
@@ -102,6 +146,14 @@ def card_view(approval: ApprovalRecord) -> CardView:
         description=props.get("description") or "",
         fields=fields,
         decisions=decisions,
+        approvals_required=approval.approvals_required,
+        approvers=approvers,
+        approved_by_me=viewer is not None and approval.approved_by(viewer),
+        escalated_at=iso(approval.escalated_at),
+        # a form's own field named "reason" keeps that name as one of its values (the resolve path's rule)
+        reason_box=any(d["value"] == "deny" for d in decisions or []) and "reason" not in own_ids,
+        editable=editable,
+        arguments_json=_arguments_json(approval) if editable else "",
     )
 
 
@@ -113,13 +165,26 @@ class HistoryRow:
     surface: str
     outcome: str
     policy: str
+    reason: str = ""
+    edited: bool = False
+    changed: list[str] = field(default_factory=list)  # names of the arguments an edit changed (never values)
+    approvers: list[str] = field(default_factory=list)  # everyone who approved a quorum hold, in order
+
+    def names(self, text: str) -> bool:
+        """Whether ``text`` (the Who filter) is part of the resolver's name or of any approver's."""
+        needle = text.lower()
+        return any(needle in name.lower() for name in [self.who, *self.approvers])
 
 
 def _history_row(entry: AuditRecord) -> HistoryRow:
+    """A row from an audit entry: the audit detail is what History may show (a reason, an edit's changed
+    argument names, the approvers), never the values a person typed or the arguments themselves."""
     detail = entry.detail if isinstance(entry.detail, dict) else {}
     if entry.kind == "approval.expired":
         return HistoryRow(entry.subject, iso(entry.at), "", "", "expired", str(detail.get("policy") or ""))
     who = str(detail.get("resolved_by") or entry.actor)
+    edit = detail.get("edit") if isinstance(detail.get("edit"), dict) else None
+    approvers = detail.get("approvals") if isinstance(detail.get("approvals"), list) else []
     return HistoryRow(
         approval_id=entry.subject,
         at=iso(entry.at),
@@ -127,6 +192,10 @@ def _history_row(entry: AuditRecord) -> HistoryRow:
         surface=str(detail.get("surface") or ""),
         outcome=str(detail.get("status") or ""),
         policy=str(detail.get("policy") or ""),
+        reason=str(detail.get("reason") or ""),
+        edited=edit is not None,
+        changed=[str(n) for n in (edit or {}).get("changed") or []],
+        approvers=[str(a) for a in approvers],
     )
 
 
@@ -146,7 +215,7 @@ async def history_rows(store: Store, tenant: str, *, outcome: str, surface: str,
                 continue
             if surface and row.surface != surface:
                 continue
-            if who and who.lower() not in row.who.lower():
+            if who and not row.names(who):
                 continue
             rows.append(row)
     rows.reverse()

@@ -1,5 +1,6 @@
 // The dashboard's only script: submit a card's form to the API's own routes with the session cookie and
-// the CSRF token, follow the events stream, count down, bulk-resolve a run group, flip a policy.
+// the CSRF token (with a denial's reason, or an approval's edited arguments), follow the events stream and
+// keep cards current, count down, bulk-resolve a run group, flip a policy.
 // Plain JavaScript, no build step, nothing fetched from elsewhere.
 (function () {
   "use strict";
@@ -84,7 +85,7 @@
     var box = field && form.querySelector('.field[data-field="' + CSS.escape(field) + '"]');
     if (box) {
       box.querySelector(".field-error").textContent = message;
-      var input = box.querySelector("[data-type]");
+      var input = box.querySelector("[data-type], [data-extra]");
       if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
     } else {
       form.querySelector(".form-error").textContent = message;
@@ -117,22 +118,93 @@
     });
   }
 
+  // ------------------------------------------------------------------------------------ reason and edits
+
+  // JSON with its objects' keys sorted: an editor opened and left as it was sends no edit
+  function canonical(value) {
+    if (Array.isArray(value)) { return "[" + value.map(canonical).join(",") + "]"; }
+    if (value && typeof value === "object") {
+      return "{" + Object.keys(value).sort().map(function (k) {
+        return JSON.stringify(k) + ":" + canonical(value[k]);
+      }).join(",") + "}";
+    }
+    return JSON.stringify(value);
+  }
+
+  // The edited arguments when the editor is open and changed; null when not; throws a message when invalid
+  function editedArguments(form) {
+    var toggle = form.querySelector(".edit-toggle");
+    var editor = form.querySelector('textarea[data-extra="arguments"]');
+    if (!toggle || !editor || toggle.getAttribute("aria-expanded") !== "true") { return null; }
+    var parsed;
+    try { parsed = JSON.parse(editor.value); } catch (e) { throw "Not valid JSON: " + e.message; }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw "The arguments must be a JSON object ({…}).";
+    }
+    var original = null;
+    try { original = JSON.parse(editor.defaultValue); } catch (e) { original = null; }
+    return canonical(parsed) === canonical(original) ? null : parsed;
+  }
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest("button.edit-toggle");
+    if (!toggle) { return; }
+    var open = toggle.getAttribute("aria-expanded") !== "true";
+    var panel = document.getElementById(toggle.getAttribute("aria-controls"));
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.textContent = open ? "Keep the arguments as asked" : "Edit arguments";
+    if (panel) { panel.hidden = !open; }
+    var approve = toggle.form && toggle.form.querySelector('button[name="decision"][value="approve"]');
+    if (approve) { approve.textContent = open ? "Approve with edits" : approve.getAttribute("data-label"); }
+    if (open && panel) { panel.querySelector("textarea").focus(); }
+  });
+
+  document.addEventListener("input", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches('textarea[data-extra="reason"]')) { return; }
+    var used = box.closest(".field").querySelector(".count .used");
+    if (used) { used.textContent = String(box.value.length); }
+  });
+
+  // ------------------------------------------------------------------------------------ resolving a card
+
   function submitCard(form, submitter) {
     var card = form.closest(".card");
     var id = card.getAttribute("data-approval-id");
     var resolution = valuesOf(form);
     if (submitter && submitter.name === "decision") { resolution.decision = submitter.value; }
     clearErrors(form);
+    var reasonBox = form.querySelector('textarea[data-extra="reason"]');
+    var reason = reasonBox ? reasonBox.value.trim() : "";
+    if (resolution.decision === "deny" && reason) { resolution.reason = reason; }
+    var edited = null;
+    if (resolution.decision === "approve") {
+      try { edited = editedArguments(form); } catch (message) {
+        showError(form, "arguments", String(message)); // checked here: nothing is sent
+        return Promise.resolve();
+      }
+      if (edited) { resolution.arguments = edited; }
+    }
     mine[id] = true;
-    var buttons = form.querySelectorAll("button");
+    var buttons = Array.prototype.filter.call(form.querySelectorAll("button"), function (b) { return !b.disabled; });
     buttons.forEach(function (b) { b.disabled = true; });
     return api("POST", "/messages/" + encodeURIComponent(id) + "/resolve", { resolution: resolution })
       .then(function (r) {
+        if (r.ok && r.data.new_state === "input-required" && r.data.decision === "approve") {
+          // one approval of several: the card stays, saying who approved; this person's Approve stays off
+          delete mine[id];
+          buttons.forEach(function (b) { b.disabled = b === submitter; });
+          announce("You approved; more approvals are needed.");
+          refreshCard(id);
+          return;
+        }
         if (r.ok) {
           clearSecrets(form);
           var words = r.data.decision === "deny" ? "Denied" : r.data.decision === "submit" ? "Submitted" : "Approved";
+          if (edited) { words += " with edits"; }
           var result = resultText(r.data.task);
           var text = words + "." + (result ? " " + result : "");
+          if (resolution.reason) { text = words + ": " + resolution.reason; }
           form.remove();
           card.querySelector(".outcome").textContent = text;
           announce(text);
@@ -143,6 +215,12 @@
         delete mine[id];
         buttons.forEach(function (b) { b.disabled = false; });
         var err = (r.data && r.data.error) || {};
+        if (r.status === 409 && /approved by you/.test(err.message || "")) {
+          if (submitter) { submitter.disabled = true; }
+          showError(form, null, err.message);
+          refreshCard(id);
+          return;
+        }
         if (r.status === 409 || r.status === 410) { clearSecrets(form); return alreadyResolved(card, id); }
         if (r.status === 401) { window.location.assign("/dashboard/login"); return; }
         showError(form, err.field, err.message || "The server refused this (" + r.status + ").");
@@ -218,17 +296,47 @@
 
   // ------------------------------------------------------------------------------------ live updates
 
+  // The card as the server renders it now (escaped there), or null when it is no longer pending
+  function fetchCard(id) {
+    return fetch("/dashboard/cards/" + encodeURIComponent(id), { credentials: "same-origin" }).then(function (resp) {
+      return resp.ok ? resp.text() : null;
+    }).then(function (html) {
+      if (!html) { return null; }
+      var holder = document.createElement("div");
+      holder.innerHTML = html;
+      return holder.querySelector(".card");
+    });
+  }
+
+  // Bring a card's approvals and escalation up to date: only its data-live parts and its Approve button are
+  // replaced, so a reason or an edit being typed into it is kept
+  function refreshCard(id) {
+    if (!cardOf(id)) { return; }
+    fetchCard(id).then(function (fresh) {
+      var card = cardOf(id);
+      if (!fresh || !card || card.classList.contains("leaving")) { return; }
+      var news = [];
+      card.querySelectorAll("[data-live]").forEach(function (old) {
+        var next = fresh.querySelector('[data-live="' + old.getAttribute("data-live") + '"]');
+        if (!next || next.textContent === old.textContent) { return; }
+        old.replaceWith(next);
+        news.push(next.textContent.replace(/\s+/g, " ").trim());
+      });
+      var sel = 'button[name="decision"][value="approve"]';
+      var approve = card.querySelector(sel), fresher = fresh.querySelector(sel);
+      if (approve && fresher) {
+        approve.disabled = fresher.disabled;
+        var described = fresher.getAttribute("aria-describedby");
+        if (described) { approve.setAttribute("aria-describedby", described); } else { approve.removeAttribute("aria-describedby"); }
+      }
+      if (news.length) { announce(card.querySelector("h2").textContent + ": " + news.filter(Boolean).join(". ")); }
+    });
+  }
+
   function addCard(id) {
     if (cardOf(id)) { return; }
-    fetch("/dashboard/cards/" + encodeURIComponent(id), { credentials: "same-origin" }).then(function (resp) {
-      if (!resp.ok) { return null; }
-      return resp.text();
-    }).then(function (html) {
-      if (!html || cardOf(id)) { return; }
-      var holder = document.createElement("div");
-      holder.innerHTML = html; // rendered and escaped by the server
-      var card = holder.querySelector(".card");
-      if (!card) { return; }
+    fetchCard(id).then(function (card) {
+      if (!card || cardOf(id)) { return; }
       document.getElementById("queue").appendChild(card);
       updateCount();
       tick();
@@ -241,7 +349,8 @@
     var card = cardOf(id);
     if (!card || mine[id]) { return; }
     var text = data.kind === "approval.expired" ? "Expired."
-      : outcomeWords(data.status) + " by " + (data.resolved_by || "someone") + (data.surface ? " via " + data.surface : "") + ".";
+      : outcomeWords(data.status) + " by " + (data.resolved_by || "someone") + (data.surface ? " via " + data.surface : "")
+        + (data.reason ? ": " + data.reason : ".");
     card.querySelector(".outcome").textContent = text;
     clearSecrets(card);
     disable(card);
@@ -258,6 +367,14 @@
     source.addEventListener("approval.created", function (e) {
       var body = JSON.parse(e.data);
       if (body.data && body.data.approval_id) { addCard(body.data.approval_id); }
+    });
+    // another approval of a quorum hold, or a hold escalated: the card is fetched again
+    ["approval.progress", "approval.escalated"].forEach(function (kind) {
+      source.addEventListener(kind, function (e) {
+        var body = JSON.parse(e.data);
+        var id = (body.data && body.data.approval_id) || body.subject;
+        if (id) { refreshCard(id); }
+      });
     });
     ["approval.resolved", "approval.expired"].forEach(function (kind) {
       source.addEventListener(kind, function (e) {
