@@ -38,8 +38,19 @@ HEARTBEAT_DEFAULT_S = 15.0
 HEARTBEAT_S = web.AppKey("events_heartbeat_s", float)
 """Seconds between heartbeat comments on an idle event stream (default 15)."""
 
-STREAM_KINDS = frozenset({"approval.created", "approval.resolved", "approval.expired", "task.updated"})
-APPROVER_KINDS = frozenset({"approval.created", "approval.resolved", "approval.expired"})
+STREAM_KINDS = frozenset(
+    {
+        "approval.created",
+        "approval.progress",
+        "approval.escalated",
+        "approval.resolved",
+        "approval.expired",
+        "task.updated",
+    }
+)
+APPROVER_KINDS = frozenset(
+    {"approval.created", "approval.progress", "approval.escalated", "approval.resolved", "approval.expired"}
+)
 """What an approver (not an admin) sees on the stream: the tenant's approvals coming and going."""
 STREAMS = web.AppKey("event_streams", set)
 """The open streams' queues, told to finish when the app shuts down."""

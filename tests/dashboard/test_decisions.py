@@ -131,16 +131,6 @@ def test_approve_with_edited_arguments_checked_in_the_page_and_by_the_policies(s
     expect(page.locator(f'tr[data-approval-id="{approval}"] .edited')).to_have_text("with edits (items)")
 
 
-def fake_stream(approval: str) -> str:
-    """An event stream that tells of ``approval``'s progress and escalation on each (re)connection: the
-    page's reaction is under test here, as /v1/events/stream does not forward these kinds to the page."""
-    out = "retry: 300\n\n"
-    for kind in ("approval.progress", "approval.escalated"):
-        body = json.dumps({"kind": kind, "subject": "task", "data": {"approval_id": approval}})
-        out += f"event: {kind}\ndata: {body}\n\n"
-    return out
-
-
 def test_a_hold_that_needs_two_approvers_on_its_card(server: Server, pages: Pages) -> None:
     status, answer = call(
         f"{server.gateway_url}/internal/channels/new",
@@ -155,12 +145,8 @@ def test_a_hold_that_needs_two_approvers_on_its_card(server: Server, pages: Page
     approval = approval_id(hold(server))
     page = pages.new()
     sign_in(page, server, "alice", "approver")
-    # a second person's page, told of the hold's progress and escalation by the stream
+    # a second person's page, told of the hold's progress and escalation by the server's event stream
     watcher = pages.new()
-    watcher.route(
-        "**/v1/events/stream",
-        lambda route: route.fulfill(status=200, content_type="text/event-stream", body=fake_stream(approval)),
-    )
     sign_in(watcher, server, "dave", "approver")
     watched = card(watcher, approval)
     expect(watched.locator(".quorum-count")).to_have_text("0 of 2 approvals")
