@@ -29,6 +29,17 @@ class CliError(Exception):
 # ---------------------------------------------------------------------------------------------- parser
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """``--arguments``: a JSON object, refused before anything is sent when it is not one."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
 def add_commands(sub: Any, env: Any, home: Any) -> None:
     """Add ``approvals`` and ``audit`` to the ``airlock`` parser (``env``/``home`` as in :mod:`gateway.cli`)."""
     client = argparse.ArgumentParser(add_help=False)
@@ -51,7 +62,13 @@ def add_commands(sub: Any, env: Any, home: Any) -> None:
     for verb in ("approve", "deny"):
         resolve = verbs.add_parser(verb, parents=[client], help=f"{verb} a pending approval")
         resolve.add_argument("id")
-        resolve.add_argument("--reason", help="why (kept with the resolution)")
+        resolve.add_argument("--reason", help="why (at most 1000 characters; a denial's reason is told to the agent)")
+        if verb == "approve":
+            resolve.add_argument(
+                "--arguments",
+                type=json_object,
+                help="the call's new arguments, a JSON object (the hold's policy must have allow_edits)",
+            )
 
     audit = sub.add_parser("audit", help="the audit trail")
     audit_verbs = audit.add_subparsers(dest="audit_command", required=True)
@@ -200,12 +217,16 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"approved": approved}
     if args.reason:
         payload["reason"] = args.reason
+    if getattr(args, "arguments", None) is not None:
+        payload["arguments"] = args.arguments
     body = request(args, "POST", f"/v1/approvals/{quoted(args.id)}/resolve", payload)
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
     line = f"{body.get('status') or ('approved' if approved else 'denied')} {body.get('id', args.id)}"
-    if body.get("task_state"):
+    if body.get("status") == "pending":  # an approval a quorum still needs more of
+        line += f" ({len(body.get('approvals') or [])} of {body.get('approvals_required')} approvals)"
+    elif body.get("task_state"):
         line += f" (task {body['task_state']})"
     print(line)
     return 0

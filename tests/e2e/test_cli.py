@@ -107,9 +107,11 @@ def test_list_show_approve_deny(server: Server) -> None:
     assert err["error"]["message"] in again.stderr
     assert "410" in again.stderr
 
-    denied = cli("deny", second, *url, token=admin)
+    denied = cli("deny", second, "--reason", "the nightly job clears it", *url, token=admin)
     assert denied.returncode == 0, denied.stderr
     assert denied.stdout.split()[:2] == ["denied", second]
+    shown = json.loads(cli("show", second, "--json", *url, token=admin).stdout)
+    assert (shown["status"], shown["reason"]) == ("denied", "the nightly job clears it")
 
     empty = cli("list", *url, token=admin)
     assert empty.returncode == 0 and empty.stdout.strip() == "no pending approvals"
@@ -143,3 +145,56 @@ def test_list_follows_every_page(server: Server) -> None:
     ids = [a["id"] for a in body["approvals"]]
     assert len(ids) == 5 and set(ids) == made
     assert body["next_cursor"] is None
+
+
+def test_approve_with_edits_and_a_quorum_from_the_command_line(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "home", "--demo")
+    try:
+        admin = srv.token("root", "admin")
+        policy = {
+            "name": "bulk_ops_approval",
+            "scope_type": "tool",
+            "enforcement": "require_approval",
+            "evaluator": {"plugin": "tool_match", "config": {"tools": ["bulk_delete_expired"]}},
+            "allow_edits": True,
+        }
+        assert call(f"{srv.gateway_url}/internal/policies/new", admin, "POST", policy)[0] == 201
+        url = ["--url", srv.gateway_url]
+        alice = srv.token("alice", "approver")
+
+        def held() -> str:
+            body = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "message/send",
+                "params": {
+                    "message": {
+                        "role": "user",
+                        "messageId": "m",
+                        "parts": [{"kind": "text", "text": "Delete all expired records"}],
+                    }
+                },
+            }
+            status, answer = call(f"{srv.mesh_url}/", srv.token("bot", "agent"), "POST", body)
+            assert status == 200 and answer["result"]["status"]["state"] == "input-required", answer
+            return answer["result"]["metadata"]["airlock"]["approvalId"]
+
+        bad = cli("approve", held(), "--arguments", "[1, 2]", *url, token=alice)
+        assert bad.returncode != 0 and "must be a JSON object" in bad.stderr
+
+        edited = cli(
+            "approve", held(), "--arguments", '{"items": ["rec-000"], "database": "staging"}', *url, token=alice
+        )
+        assert edited.returncode == 0, edited.stderr
+        assert edited.stdout.split()[0] == "approved" and "(task completed)" in edited.stdout
+
+        update = {"policy_id": "bulk_ops_approval", "approvals_required": 2}
+        assert call(f"{srv.gateway_url}/internal/policies/update", admin, "POST", update)[0] == 200
+        two = held()
+        first = cli("approve", two, *url, token=alice)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.split() == ["pending", two, "(1", "of", "2", "approvals)"]
+        second = cli("approve", two, *url, token=srv.token("bob", "approver"))
+        assert second.returncode == 0 and "(task completed)" in second.stdout, second.stderr
+    finally:
+        stop_server(srv)
