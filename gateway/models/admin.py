@@ -62,7 +62,7 @@ ENFORCEMENT_PATTERN = (
 DURATION_PATTERN = (
     f"^[{WHITESPACE}]*(0*[1-9][0-9]*|([0-9]+[SsMmHhDd])*0*[1-9][0-9]*[SsMmHhDd]([0-9]+[SsMmHhDd])*)[{WHITESPACE}]*$"
 )
-AGENT_URL_PATTERN = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/|$)"
+AGENT_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/|$)"  # IPv6 in []
 
 ENFORCEMENT_HELP = (
     "allow, block, require_approval or audit; the aliases deny (block) and ask (require_approval) are accepted, "

@@ -12,7 +12,9 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from gateway.models.admin import encode_cursor
+from gateway.errors import ApiError
+from gateway.models.admin import AgentCreate, encode_cursor
+from gateway.models.base import parse
 from gateway.openapi import SPEC_PATH
 from mesh.store import AgentRecord
 from tests.conftest import GUIDE_POLICY, Airlock, bearer
@@ -258,3 +260,15 @@ async def test_observation_and_outbox_answers_fit_the_document(
     )
     resp = await gw.post("/internal/agents/delete", json={"name": "nobody"}, headers=ADMIN)
     await assert_matches(doc, registry, resp, "/internal/agents/delete", "post", 404)
+
+
+@pytest.mark.parametrize("url", ["http://agents.internal:9000/", "https://a.example", "http://[::1]:8000/a2a"])
+def test_an_agent_url_may_name_a_host_an_address_or_an_ipv6_literal(url: str) -> None:
+    assert parse(AgentCreate, {"name": "peer", "url": url}).url == url
+
+
+@pytest.mark.parametrize("url", ["ftp://a.example/", "http://", "http://[::1/x", "http://a b/"])
+def test_an_agent_url_that_is_no_http_url_is_refused(url: str) -> None:
+    with pytest.raises(ApiError) as exc:
+        parse(AgentCreate, {"name": "peer", "url": url})
+    assert exc.value.field == "url"
