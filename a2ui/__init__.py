@@ -3,7 +3,7 @@
 Pure functions only (no I/O), so both the gateway and agents can share them.
 """
 
-from a2ui.fields import EMAIL_PATTERN, WHITESPACE
+from a2ui.fields import EMAIL_PATTERN, WHITESPACE, is_sensitive
 from a2ui.forms import (
     DECISION_FIELD,
     FIELD_TYPES,
@@ -43,6 +43,7 @@ __all__ = [
     "form_to_schema",
     "form_to_surface",
     "has_decision",
+    "is_sensitive",
     "make_form",
     "normalize_field",
     "redact",

@@ -27,6 +27,13 @@ def duration(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def retention(value: str) -> int:
+    """A duration, or 0 (also ``off``): keep nothing."""
+    if value.strip().lower() in ("0", "off"):
+        return 0
+    return duration(value)
+
+
 def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
     """An argparse type: an integer from ``lo`` to ``hi``, or a usage error naming the option."""
 
@@ -130,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=bounded_int(1, 10**9),
         default=env("MAX_PENDING", "10000") or "10000",
         help="pending approvals a tenant may hold; past it a hold (A2A or approvals API) is refused (default 10000)",
+    )
+    serve.add_argument(
+        "--decision-retention",
+        type=retention,
+        default=env("DECISION_RETENTION", "30d") or "30d",
+        help="how long each policy decision's action (tool, agent, arguments with sensitive values masked, text) "
+        "is kept for policy dry-runs; the sweeper drops older ones: 7d, 12h, or 0 to keep none (default 30d)",
     )
     serve.add_argument(
         "--max-connections",

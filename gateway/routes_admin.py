@@ -1,4 +1,4 @@
-"""Admin routes: ``/internal/policies/*``, ``/internal/plugins``, ``/internal/channels/*``,
+"""Admin routes: ``/internal/policies/*`` (dry-run included), ``/internal/plugins``, ``/internal/channels/*``,
 ``/internal/channel-types``, ``/internal/outbox``.
 
 Bodies and query strings are parsed with the models of :mod:`gateway.models.admin` (a 400 names the field);
@@ -19,6 +19,7 @@ from gateway.models.admin import (
     PageQuery,
     PolicyCreate,
     PolicyDelete,
+    PolicyDryRun,
     PolicyUpdate,
     encode_cursor,
 )
@@ -50,6 +51,22 @@ async def update_policy(request: web.Request) -> web.Response:
         principal.tenant, principal.sub, body.model_dump(exclude_unset=True)
     )
     return json_response(policy)
+
+
+@routes.post("/internal/policies/dry-run")
+async def dry_run_policy(request: web.Request) -> web.Response:
+    """What a policy (new, or in place of one) would have decided of the tenant's recorded calls; nothing is
+    saved."""
+    principal = require(request, "admin")
+    body = parse(PolicyDryRun, await read_object(request))
+    result = await request.app[MESH].policy_admin.dry_run(
+        principal.tenant,
+        body.policy.model_dump(exclude_unset=True),
+        replaces=body.replaces,
+        since=body.since,
+        limit=body.limit,
+    )
+    return json_response(result)
 
 
 @routes.get("/internal/policies")

@@ -103,6 +103,7 @@ def mesh_config(args: argparse.Namespace, airlock_home: Path) -> MeshConfig:
         push_allow_private=args.push_allow_private,
         agent_timeout_s=args.agent_timeout,
         max_pending=args.max_pending,
+        decision_retention_s=args.decision_retention,
         sync_turns=not args.unsynced_turns,
         signing_key=signing_key(args),
         rate_limit=args.rate_limit,

@@ -35,6 +35,9 @@ PARTIAL_APPROVALS = Counter(
     ["surface"],
 )
 ESCALATIONS = Counter("airlock_escalations_total", "Holds still pending at their policy's escalate_after")
+DECISIONS_PRUNED = Counter(
+    "airlock_decision_actions_pruned_total", "Decisions' kept actions dropped past --decision-retention"
+)
 AUDIT_HEAD_SEQ = Gauge(
     "airlock_audit_head_seq",
     "The audit trail's head: the seq of its last entry, as kept beside it (a falling value means lost entries)",

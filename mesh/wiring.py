@@ -60,7 +60,7 @@ class Mesh:
         self.core = core = Core.build(store, config, clock, agents, events)
         core.changes.hooks.append(queue_pushes)
         self.pushes = PushConfigs(store, clock, config)
-        self.expiry = Expiry(store, clock, core.changes)
+        self.expiry = Expiry(store, clock, core.changes, retention_s=config.decision_retention_s)
         self.holds = Holds(store, config, core.changes)
         self.turn = Turn(core, self.holds, InputRequests(config))
         self.resolver = Resolver(store, clock, core.changes, self.expiry, runner=self.turn, policies=core.policies)

@@ -33,6 +33,10 @@ from gateway.errors import MAX_ID
 from gateway.models.base import Answer, Body, Integer, Query, QueryInt
 from mesh.admin.agents import NAME_MAX_LENGTH as AGENT_NAME_MAX_LENGTH
 from mesh.admin.agents import NAME_RE as AGENT_NAME_RE
+from mesh.admin.dryrun import DEFAULT_LIMIT as DRY_RUN_DEFAULT
+from mesh.admin.dryrun import MAX_EXAMPLES as DRY_RUN_EXAMPLES
+from mesh.admin.dryrun import MAX_LIMIT as DRY_RUN_MAX
+from mesh.admin.dryrun import parse_since
 from mesh.admin.outbox import MAX_LIMIT as OUTBOX_MAX_LIMIT
 from mesh.core.config import MAX_TIMEOUT_S
 from mesh.delivery.channels.base import EVENTS
@@ -254,6 +258,61 @@ class PolicyUpdate(Body):
     escalate_after: Timeout = Field(None, description=ESCALATE_AFTER_HELP)
     escalate_to: list[NonEmpty] = Field(None, description=ESCALATE_TO_HELP)
     allow_edits: StrictBool = Field(None, description=EDITS_HELP)
+    dry_run: StrictBool = Field(
+        None,
+        description=(
+            "true: nothing is saved; the answer is a PolicyDryRunResult, the change judged against the tenant's "
+            f"last {DRY_RUN_DEFAULT} recorded decisions (see POST /internal/policies/dry-run)."
+        ),
+    )
+
+
+SINCE_HELP = (
+    "Only decisions made since then: an RFC 3339 date-time, or a duration back from now ('24h', '7d', '90m', or "
+    "seconds)."
+)
+
+
+def _since(value: str) -> str:
+    """Checked as the mesh reads it (relative to any instant: only its spelling is checked here)."""
+    parse_since(value, 0.0)
+    return value
+
+
+Since = Annotated[
+    StrictStr,
+    Field(max_length=64),
+    AfterValidator(_since),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 64,
+            "anyOf": [{"pattern": DURATION_PATTERN}, {"format": "date-time"}],
+            "description": SINCE_HELP,
+        }
+    ),
+]
+
+
+class PolicyDryRun(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": (
+                "A policy body judged against the tenant's recorded decisions, newest first, with the policy set "
+                "as it would be; nothing is saved."
+            )
+        },
+    )
+
+    policy: PolicyCreate = Field(description="A create body, checked as POST /internal/policies/new checks it.")
+    replaces: PolicyName = Field(
+        None, description="The policy the body takes the place of (it may keep its name); left out, it is added."
+    )
+    since: Since = None
+    limit: Integer = Field(
+        DRY_RUN_DEFAULT, ge=1, le=DRY_RUN_MAX, description=f"The last this many decisions, at most {DRY_RUN_MAX}."
+    )
 
 
 class PolicyDelete(Body):
@@ -285,6 +344,54 @@ class Policy(Answer):
     tenant_id: str
     created_at: NullableTimestamp
     updated_at: NullableTimestamp
+
+
+Verdict = Literal["allow", "block", "require_approval"]
+
+
+class DryRunExample(Answer):
+    """One recorded call whose verdict the change alters."""
+
+    task_id: str
+    at: Timestamp
+    tool: str | None
+    agent: str | None
+    arguments: JsonObject = Field(description="As kept: values a form marks sensitive (passwords always) masked.")
+    recorded: Verdict = Field(description="What was decided when the call was made.")
+    before: Verdict = Field(description="What the current policy set decides.")
+    after: Verdict = Field(description="What the set decides with the change.")
+    policy: str | None = Field(description="The policy that decides after the change; null: none matched.")
+    policy_before: str | None = Field(description="The policy that decides now; null: none matched.")
+    reason: str = Field(description="Why, after the change.")
+
+
+TRANSITION_PATTERN = "^(allow|block|require_approval)→(allow|block|require_approval)$"
+
+
+class PolicyDryRunResult(Answer):
+    dry_run: Literal[True]
+    policy: Policy = Field(description="The policy as it would be saved.")
+    replaces: str | None
+    since: NullableTimestamp
+    limit: Integer = Field(ge=1, le=DRY_RUN_MAX)
+    evaluated: Integer = Field(ge=0, description="Recorded decisions judged (fewer than limit when fewer are kept).")
+    changed: Integer = Field(ge=0, description="Of those, how many the change decides otherwise.")
+    transitions: Annotated[
+        dict[str, Integer],
+        WithJsonSchema(
+            {
+                "type": "object",
+                "propertyNames": {"pattern": TRANSITION_PATTERN},
+                "additionalProperties": {"type": "integer", "minimum": 1},
+            }
+        ),
+    ] = Field(description="before→after: how many calls, for each change of verdict.")
+    differs_from_recorded: Integer = Field(
+        ge=0, description="How many the current set decides otherwise than was recorded (policies changed since)."
+    )
+    examples: list[DryRunExample] = Field(
+        max_length=DRY_RUN_EXAMPLES, description=f"The newest changed calls, at most {DRY_RUN_EXAMPLES}."
+    )
 
 
 class PolicyList(Answer):
@@ -497,8 +604,10 @@ MODELS = (
     Evaluator,
     PolicyCreate,
     PolicyUpdate,
+    PolicyDryRun,
     PolicyDelete,
     Policy,
+    PolicyDryRunResult,
     PolicyList,
     PolicyDeleted,
     Plugin,

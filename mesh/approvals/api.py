@@ -134,7 +134,8 @@ class ApprovalsApi:
                 {"kind": "data", "data": {"tool": tool, "arguments": arguments}},
             ],
         }
-        decision = (await self._policies.get(principal.tenant)).evaluate(action)
+        policies = await self._policies.get(principal.tenant)
+        decision = policies.evaluate(action)
         if decision.enforcement == Enforcement.BLOCK:  # a block is final: no grant and no person overrides it
             name = decision.policy.name if decision.policy else "policy"
             raise Forbidden(f"blocked by policy {name}: {decision.reason}")
@@ -177,7 +178,10 @@ class ApprovalsApi:
             config={},
         )
         decision = Decision(enforcement=Enforcement.REQUIRE_APPROVAL, policy=policy, reason=message)
-        wire = await self._holds.hold(principal, task, user_msg, action, decision, now, new=True, run_id=run_id)
+        sensitive = policies.sensitive_fields
+        wire = await self._holds.hold(
+            principal, task, user_msg, action, decision, now, new=True, run_id=run_id, sensitive=sensitive
+        )
         approval_id = wire["metadata"]["airlock"]["approvalId"]
         return True, {
             "id": approval_id,

@@ -65,8 +65,10 @@ class Holds:
         *,
         new: bool,
         run_id: str | None = None,
+        sensitive: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
-        """Hold ``action`` under ``decision``'s policy; returns the held task as the wire shows it."""
+        """Hold ``action`` under ``decision``'s policy; returns the held task as the wire shows it.
+        ``sensitive``: the argument names the kept action masks (besides the hold's own form's)."""
         with self._in_flight_for(task.tenant):
             await self._check_room(task.tenant, now)
             policy = decision.policy
@@ -118,6 +120,15 @@ class Holds:
                 )
                 await tx.insert_approval(approval)
                 await announce(tx, approval, REQUESTED, now)
-                await audit_decision(tx, task, action, decision, principal.sub, now)
+                await audit_decision(
+                    tx,
+                    task,
+                    action,
+                    decision,
+                    principal.sub,
+                    now,
+                    keep=self._config.decision_retention_s > 0,
+                    sensitive=sensitive,
+                )
             self._changes.publish("approval.created", task, approval_id=approval.id)
             return task.to_wire()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mesh import metrics
+from mesh.core.decisions import decision_record
 from mesh.core.events import Event, EventBus
 from mesh.policy import Action, Decision
 from mesh.store import TaskRecord, Tx
@@ -51,9 +52,20 @@ class TaskChanges:
 
 
 async def audit_decision(
-    tx: Tx, task: TaskRecord, action: Action, decision: Decision, actor: str, now: float
+    tx: Tx,
+    task: TaskRecord,
+    action: Action,
+    decision: Decision,
+    actor: str,
+    now: float,
+    *,
+    keep: bool = True,
+    sensitive: frozenset[str] = frozenset(),
 ) -> None:
-    """Every policy decision is in the audit trail, whatever it was."""
+    """Every policy decision is in the audit trail, whatever it was. With ``keep`` (the operator keeps
+    decisions' actions: ``--decision-retention`` is not 0) the action is kept beside the entry, masked by
+    ``sensitive`` and the decision's own form, for dry-runs; the store writes it with the entry, so it costs
+    the turn no round trip and no sync of its own."""
     detail = {
         "enforcement": str(decision.enforcement),
         "policy": decision.policy.name if decision.policy else None,
@@ -62,5 +74,8 @@ async def audit_decision(
         "audited": list(decision.audited),
         "reason": decision.reason,
     }
-    await tx.audit(tenant=task.tenant, kind="policy.decision", actor=actor, subject=task.id, detail=detail, now=now)
+    kept = decision_record(task, action, decision, now, sensitive) if keep else None
+    await tx.audit(
+        tenant=task.tenant, kind="policy.decision", actor=actor, subject=task.id, detail=detail, now=now, decision=kept
+    )
     metrics.child(metrics.DECISIONS, str(decision.enforcement)).inc()

@@ -9,6 +9,8 @@ from mesh.limits import Rate
 
 MAX_TIMEOUT_S = 10 * 365 * 86400
 """A hold's deadline must stay a representable date; ten years is far beyond any human wait."""
+DECISION_RETENTION_S = 30 * 86400
+"""How long each decision's action is kept for dry-runs by default (``--decision-retention``)."""
 
 
 @dataclass(slots=True)
@@ -30,6 +32,9 @@ class MeshConfig:
     rate_limit: Rate | None = None
     # attempts with a callback token or a signed link on one approval (whoever makes them); None: no limit
     attempt_limit: Rate | None = None
+    # how long each policy decision's action (tool, agent, masked arguments, text) is kept for dry-runs; the
+    # sweeper prunes older ones. 0: no action is kept at all (a dry-run then has nothing to evaluate)
+    decision_retention_s: int = DECISION_RETENTION_S
 
     def __post_init__(self) -> None:
         if not self.callback_key:

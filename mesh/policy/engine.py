@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from a2ui import is_sensitive
 from mesh.policy.action import Action
 from mesh.policy.globs import compile_globs
 from mesh.policy.model import Enforcement, Policy, ScopeType
@@ -153,6 +154,7 @@ class CompiledPolicies:
         entries.sort(key=lambda e: (-e.policy.priority, _SEVERITY[e.enforcement], e.policy.name))
         self._entries: tuple[_Entry, ...] = tuple(entries)
         self.problems: tuple[str, ...] = tuple(problems)
+        self.sensitive_fields: frozenset[str] = _sensitive_ids(e.policy for e in entries)
         self._cache: dict[tuple[str | None, str | None], tuple[tuple[_Entry, ...], tuple[_Entry, ...]]] = {}
 
     @property
@@ -211,6 +213,18 @@ class CompiledPolicies:
             timeout_s=policy.timeout_s,
             channels=tuple(policy.channels),
         )
+
+
+def _sensitive_ids(policies: Iterable[Policy]) -> frozenset[str]:
+    """The ids of the form fields the policies mark sensitive (a password field always is): an argument of
+    that name is masked wherever a call is kept (a decision's action, for dry-runs), whichever policy hit."""
+    ids: set[str] = set()
+    for policy in policies:
+        fields = policy.config.get("fields")
+        for one in fields if isinstance(fields, list) else ():
+            if isinstance(one, dict) and isinstance(one.get("id"), str) and is_sensitive(one):
+                ids.add(one["id"])
+    return frozenset(ids)
 
 
 def compile_policies(policies: Iterable[Policy]) -> CompiledPolicies:

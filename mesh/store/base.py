@@ -255,6 +255,23 @@ class AuditRecord:
     hash: str
 
 
+@dataclass(slots=True)
+class DecisionRecord:
+    """A policy decision's action as kept for dry-runs: what was called (``action`` holds its arguments, text
+    and context, sensitive values already masked) and what was decided. ``seq`` is the decision's audit entry
+    (the store sets it when the entry is written)."""
+
+    tenant: str
+    at: float
+    task_id: str
+    agent: str | None
+    tool: str | None
+    action: dict[str, Any] = field(metadata=JSON)
+    enforcement: str
+    policy: str | None
+    seq: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     """A dashboard session: kept by the SHA-256 of its cookie's token (the token itself is never stored)."""
@@ -354,8 +371,18 @@ class Tx(ABC):
 
     @abstractmethod
     async def audit(
-        self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
-    ) -> None: ...
+        self,
+        *,
+        tenant: str,
+        kind: str,
+        actor: str,
+        subject: str,
+        detail: dict[str, Any],
+        now: float,
+        decision: DecisionRecord | None = None,
+    ) -> None:
+        """Append an entry to the trail. ``decision`` (a policy decision's action) is kept beside it, under
+        the entry's seq, in the same statement batch: no round trip and no sync of its own."""
 
     @abstractmethod
     async def put_policy(self, tenant: str, name: str, body: dict[str, Any], now: float, *, create: bool) -> bool:
@@ -588,6 +615,18 @@ class Store(ABC):
         """Record a login link's id as used: True for the one caller whose insert landed, False when it was
         used before (one conditional insert; ids past their ``expires_at`` are dropped, the link itself is
         refused by then)."""
+
+    # decisions' actions (dry-runs)
+    @abstractmethod
+    async def recent_decisions(
+        self, tenant: str, *, since: float | None = None, limit: int = 1000
+    ) -> list[DecisionRecord]:
+        """The tenant's last ``limit`` decisions (made at or after ``since`` when given), newest first."""
+
+    @abstractmethod
+    async def prune_decisions(self, before: float, *, batch: int = 5000) -> int:
+        """Drop the decisions made before ``before`` (every tenant's), a batch per transaction so a long
+        backlog never holds the write lock for long; how many went."""
 
     # audit
     @abstractmethod

@@ -24,8 +24,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .base import OutboxRecord, Tx, dumps, loads
-from .rows import SqlTx, outbox_from_row
+from .base import DecisionRecord, OutboxRecord, Tx, dumps, loads
+from .rows import (
+    AUDIT_HEAD,
+    AUDIT_HEAD_PUT,
+    AUDIT_INSERT,
+    DECISION_INSERT,
+    SqlTx,
+    audit_row,
+    decision_args,
+    outbox_from_row,
+)
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
@@ -34,6 +43,8 @@ log = logging.getLogger("airlock.store.pg")
 MIGRATION_LOCK = 0x41_49_52_4C  # "AIRL"
 AUDIT_LOCK = 0x41_55_44_54  # "AUDT"
 EVENTS_CHANNEL = "airlock_events"
+# a decision's action and its audit entry in one statement: keeping the action costs no round trip
+AUDIT_WITH_DECISION = f"WITH kept AS ({DECISION_INSERT}) {AUDIT_INSERT}"
 
 
 @lru_cache(maxsize=512)
@@ -77,10 +88,24 @@ class PgTx(SqlTx):
         await super().append_history(task_id, messages)
 
     async def audit(
-        self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+        self,
+        *,
+        tenant: str,
+        kind: str,
+        actor: str,
+        subject: str,
+        detail: dict[str, Any],
+        now: float,
+        decision: DecisionRecord | None = None,
     ) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)  # one chain head at a time
-        await super().audit(tenant=tenant, kind=kind, actor=actor, subject=subject, detail=detail, now=now)
+        head = await self.fetchone(AUDIT_HEAD)
+        entry, new_head = audit_row(head, self.audit_key, now, tenant, kind, actor, subject, detail)
+        if decision is None:
+            await self.execute(AUDIT_INSERT, entry)
+        else:
+            await self.execute(AUDIT_WITH_DECISION, (*decision_args(entry[0], decision), *entry))
+        await self.execute(AUDIT_HEAD_PUT, new_head)
 
 
 class PostgresStore(SqlStore):

@@ -19,6 +19,7 @@ from .base import (
     ApprovalRecord,
     AuditRecord,
     ChannelRecord,
+    DecisionRecord,
     EventRecord,
     OutboxEntry,
     OutboxRecord,
@@ -47,6 +48,16 @@ AUDIT_HEAD_PUT = (
     "INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac"
 )
+
+DECISION_INSERT = (
+    "INSERT INTO decisions (seq, tenant, at, task_id, agent, tool, action, enforcement, policy) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def decision_args(seq: int, d: DecisionRecord) -> tuple[Any, ...]:
+    """The values of :data:`DECISION_INSERT` for ``d``, kept under the audit entry ``seq``."""
+    return (seq, d.tenant, d.at, d.task_id, d.agent, d.tool, dumps(d.action), d.enforcement, d.policy)
 
 
 def audit_row(
@@ -108,6 +119,7 @@ agent_from_row = from_row(AgentRecord)
 event_from_row = from_row(EventRecord)
 grant_from_row = from_row(RunGrant)
 audit_from_row = from_row(AuditRecord)
+decision_from_row = from_row(DecisionRecord)
 outbox_from_row = from_row(OutboxRecord)
 outbox_entry_from_row = from_row(OutboxEntry)
 
@@ -363,13 +375,23 @@ class SqlTx(Tx):
         )
 
     async def audit(
-        self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+        self,
+        *,
+        tenant: str,
+        kind: str,
+        actor: str,
+        subject: str,
+        detail: dict[str, Any],
+        now: float,
+        decision: DecisionRecord | None = None,
     ) -> None:
         """The entry extends the chain's head as read in this transaction; an engine whose writers can run
         side by side serialises this first (PostgreSQL takes an advisory lock)."""
         head = await self.fetchone(AUDIT_HEAD)
         entry, new_head = audit_row(head, self.audit_key, now, tenant, kind, actor, subject, detail)
         await self.defer(AUDIT_INSERT, entry)
+        if decision is not None:
+            await self.defer(DECISION_INSERT, decision_args(entry[0], decision))
         await self.defer(AUDIT_HEAD_PUT, new_head)
 
     async def _insert_new(self, insert: str, args: Sequence[Any]) -> bool:

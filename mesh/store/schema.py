@@ -225,6 +225,25 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE approvals ADD COLUMN allow_edits INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE approvals ADD COLUMN edited_action TEXT",
     ],
+    [
+        # each policy decision's action (tool, agent, arguments masked where a form marks them sensitive, text),
+        # written with the decision's audit entry (``seq`` is that entry's) so a policy change can be tried
+        # against what agents really did (a dry-run). No primary key: the rows are read by tenant newest first
+        # and pruned by age, the two indexes below, and a third index would only slow the allow path down.
+        """CREATE TABLE IF NOT EXISTS decisions (
+            seq BIGINT NOT NULL,
+            tenant TEXT NOT NULL,
+            at REAL NOT NULL,
+            task_id TEXT NOT NULL,
+            agent TEXT,
+            tool TEXT,
+            action TEXT NOT NULL,
+            enforcement TEXT NOT NULL,
+            policy TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS decisions_tenant_newest ON decisions (tenant, at, seq)",
+        "CREATE INDEX IF NOT EXISTS decisions_age ON decisions (at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,6 +17,7 @@ from .base import (
     AuditHead,
     AuditRecord,
     ChannelRecord,
+    DecisionRecord,
     EventRecord,
     OutboxAttempt,
     OutboxEntry,
@@ -37,6 +38,7 @@ from .rows import (
     approval_from_row,
     audit_from_row,
     channel_from_row,
+    decision_from_row,
     event_from_row,
     grant_from_row,
     outbox_entry_from_row,
@@ -343,6 +345,32 @@ class SqlStore(Store):
                 (link_id, now, expires_at),
             )
         return inserted == 1
+
+    async def recent_decisions(
+        self, tenant: str, *, since: float | None = None, limit: int = 1000
+    ) -> list[DecisionRecord]:
+        # newest first along the (tenant, at, seq) index: a bounded walk from its end, whatever the table holds
+        bound, args = ("", (tenant,)) if since is None else (" AND at >= ?", (tenant, since))
+        rows = await self._all(
+            f"SELECT * FROM decisions WHERE tenant = ?{bound} ORDER BY at DESC, seq DESC LIMIT ?", (*args, limit)
+        )
+        return [decision_from_row(r) for r in rows]
+
+    async def prune_decisions(self, before: float, *, batch: int = 5000) -> int:
+        pruned = 0
+        while True:
+            # the batch's own bound, read along the age index: at most about ``batch`` rows go per transaction
+            edge = await self._one(
+                "SELECT at FROM decisions WHERE at < ? ORDER BY at LIMIT 1 OFFSET ?", (before, batch - 1)
+            )
+            async with self.transaction(durable=False) as tx:
+                if edge is None:
+                    gone = await tx.execute("DELETE FROM decisions WHERE at < ?", (before,))
+                else:
+                    gone = await tx.execute("DELETE FROM decisions WHERE at <= ?", (edge[0],))
+            pruned += gone
+            if edge is None or gone == 0:
+                return pruned
 
     async def audit_entries(self, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         rows = await self._all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))

@@ -40,8 +40,17 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from .base import PENDING, OutboxRecord, Tx
-from .rows import AUDIT_HEAD, AUDIT_HEAD_PUT, AUDIT_INSERT, SqlTx, audit_row, outbox_from_row
+from .base import PENDING, DecisionRecord, OutboxRecord, Tx
+from .rows import (
+    AUDIT_HEAD,
+    AUDIT_HEAD_PUT,
+    AUDIT_INSERT,
+    DECISION_INSERT,
+    SqlTx,
+    audit_row,
+    decision_args,
+    outbox_from_row,
+)
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sql import SqlStore
 
@@ -199,15 +208,25 @@ def _commit(conn: sqlite3.Connection) -> None:
 
 
 def _audit_op(
-    key: bytes, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+    key: bytes,
+    tenant: str,
+    kind: str,
+    actor: str,
+    subject: str,
+    detail: dict[str, Any],
+    now: float,
+    decision: DecisionRecord | None = None,
 ) -> Op:
     """The audit entry as one op: the chain's head is read and extended inside the transaction that holds
-    SQLite's write lock, so the chain stays linear across processes too."""
+    SQLite's write lock, so the chain stays linear across processes too. A decision's action is inserted in
+    the same op, under the entry's seq (no pass over the connection of its own)."""
 
     def write(conn: sqlite3.Connection) -> None:
         head = conn.execute(AUDIT_HEAD).fetchone()
         entry, new_head = audit_row(head, key, now, tenant, kind, actor, subject, detail)
         conn.execute(AUDIT_INSERT, entry)
+        if decision is not None:
+            conn.execute(DECISION_INSERT, decision_args(entry[0], decision))
         conn.execute(AUDIT_HEAD_PUT, new_head)
 
     return write
@@ -251,9 +270,17 @@ class SQLiteTx(SqlTx):
         return list(await self._send((sql, args, FETCH)))
 
     async def audit(
-        self, *, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any], now: float
+        self,
+        *,
+        tenant: str,
+        kind: str,
+        actor: str,
+        subject: str,
+        detail: dict[str, Any],
+        now: float,
+        decision: DecisionRecord | None = None,
     ) -> None:
-        self._pending.append(_audit_op(self.audit_key, tenant, kind, actor, subject, detail, now))
+        self._pending.append(_audit_op(self.audit_key, tenant, kind, actor, subject, detail, now, decision))
 
     async def _end(self) -> None:
         """The unit's last statements, then its savepoint released into the group's transaction."""

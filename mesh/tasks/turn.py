@@ -18,6 +18,7 @@ from mesh.approvals.holds import Holds
 from mesh.approvals.input_requests import InputRequests, answer_message
 from mesh.auth import Principal
 from mesh.core.changes import audit_decision
+from mesh.core.decisions import answered_fields
 from mesh.core.kernel import Core
 from mesh.core.taskstate import GUARD, allow_parts, set_state, text_parts, write_task
 from mesh.errors import QueueFull
@@ -121,7 +122,11 @@ class Turn:
                 text=message.text(),
                 context={"contextId": task.context_id, "sender": principal.sub},
             )
-        decision = (await self._policies.get(task.tenant)).evaluate(action)
+        policies = await self._policies.get(task.tenant)
+        decision = policies.evaluate(action)
+        # what the decision's kept action masks: any argument a form of the tenant's marks sensitive, and the
+        # values an answered form marked so (an agent may pass them on in its next call)
+        sensitive = policies.sensitive_fields | answered_fields(message.metadata)
         user_msg = stored_user_msg if stored_user_msg is not None else message.dump()
         run_id = run_of(message, params)
 
@@ -134,7 +139,7 @@ class Turn:
             if grant is None:
                 try:
                     return await self._holds.hold(
-                        principal, task, user_msg, action, decision, now, new=new, run_id=run_id
+                        principal, task, user_msg, action, decision, now, new=new, run_id=run_id, sensitive=sensitive
                     )
                 except QueueFull as exc:
                     raise queue_full(exc) from None
@@ -163,7 +168,16 @@ class Turn:
             asked = await self._input_requests.record(tx, task, status_msg["parts"] if status_msg else [], now)
             await write_task(tx, task, [user_msg] + ([status_msg] if status_msg else []), new=new)
             await self._changes.record(tx, task)
-            await audit_decision(tx, task, action, decision, principal.sub, now)
+            await audit_decision(
+                tx,
+                task,
+                action,
+                decision,
+                principal.sub,
+                now,
+                keep=self._config.decision_retention_s > 0,
+                sensitive=sensitive,
+            )
         wire = task.to_wire()  # built once: the events and the answer carry the same task
         self._changes.publish("task.updated", task, wire)
         if asked is not None:

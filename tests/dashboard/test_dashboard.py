@@ -181,10 +181,12 @@ def test_an_admin_flips_a_policy_to_allow_and_the_message_runs_without_a_hold(se
     policy = page.locator('.policy[data-policy="bulk_ops_approval"]')
     expect(policy.locator(".enforcement")).to_have_text("require_approval")
     policy.get_by_role("button", name="Always allow").click()
+    policy.get_by_role("button", name="Confirm").click()  # after the dry-run (tests/dashboard/test_dry_run.py)
     expect(policy.locator(".enforcement")).to_have_text("allow")
     task = send(server, GUIDE_TEXT, server.token("carol", "agent"))
     assert task["status"]["state"] == "completed", task
     policy.get_by_role("button", name="Require approval").click()
+    policy.get_by_role("button", name="Confirm").click()
     expect(policy.locator(".enforcement")).to_have_text("require_approval")
     # the records are gone now, so the same bulk call is named with its ids: held again
     items = [f"rec-{i:03d}" for i in range(12)]

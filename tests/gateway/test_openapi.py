@@ -15,7 +15,7 @@ from gateway.app import create_gateway_app
 from gateway.models.document import QUERIES, query_parameters
 from gateway.models.document import schemas as generated_schemas
 from gateway.openapi import SPEC_PATH
-from tests.conftest import GUIDE_POLICY, Airlock, bearer
+from tests.conftest import GUIDE_POLICY, Airlock, bearer, tool_message
 
 DOC_URI = "urn:airlock:gateway:openapi"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -229,3 +229,29 @@ def test_the_query_parameters_are_the_ones_the_models_generate(doc: dict[str, An
     for (method, path), model in QUERIES.items():
         documented = [p for p in doc["paths"][path][method].get("parameters", []) if p.get("in") == "query"]
         assert documented == query_parameters(model), f"{method.upper()} {path}: run python -m gateway.models"
+
+
+async def test_dry_run_bodies_fit_their_declared_schemas(
+    airlock: Airlock, doc: dict[str, Any], registry: Registry
+) -> None:
+    gw, admin, path = airlock.gateway, bearer("root", "admin"), "/internal/policies/dry-run"
+    for n in (12, 2):
+        await airlock.rpc(tool_message("bulk_delete", {"items": list(range(n))}))
+    result = await assert_matches(
+        doc, registry, await gw.post(path, json={"policy": GUIDE_POLICY}, headers=admin), path, "post", 200
+    )
+    assert result["transitions"] == {"allow→require_approval": 1}
+    bad = {"policy": {**GUIDE_POLICY, "priority": "high"}}
+    await assert_matches(doc, registry, await gw.post(path, json=bad, headers=admin), path, "post", 400)
+    missing = {"policy": GUIDE_POLICY, "replaces": "nope"}
+    await assert_matches(doc, registry, await gw.post(path, json=missing, headers=admin), path, "post", 404)
+    await airlock.add_policy()
+    await assert_matches(
+        doc, registry, await gw.post(path, json={"policy": GUIDE_POLICY}, headers=admin), path, "post", 409
+    )
+    update = {"policy_id": GUIDE_POLICY["name"], "enforcement": "allow", "dry_run": True}
+    resp = await gw.post("/internal/policies/update", json=update, headers=admin)
+    tried = await assert_matches(doc, registry, resp, "/internal/policies/update", "post", 200)
+    # the 12-item call was allowed before the policy existed: the current set holds it, the change lets it through
+    assert (tried["changed"], tried["differs_from_recorded"]) == (1, 1)
+    assert tried["transitions"] == {"require_approval→allow": 1}

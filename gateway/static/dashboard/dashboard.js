@@ -1,6 +1,6 @@
 // The dashboard's only script: submit a card's form to the API's own routes with the session cookie and
 // the CSRF token (with a denial's reason, or an approval's edited arguments), follow the events stream and
-// keep cards current, count down, bulk-resolve a run group, flip a policy.
+// keep cards current, count down, bulk-resolve a run group, flip a policy (tried on the recorded calls first).
 // Plain JavaScript, no build step, nothing fetched from elsewhere.
 (function () {
   "use strict";
@@ -261,26 +261,110 @@
         announce(out.textContent);
       });
     } else {
-      var name = button.getAttribute("data-policy");
-      var to = button.getAttribute("data-to");
-      var item = button.closest(".policy");
-      button.disabled = true;
-      api("POST", "/internal/policies/update", { policy_id: name, enforcement: to }).then(function (r) {
-        var out = item.querySelector(".policy-outcome");
-        button.disabled = false;
-        if (r.ok) {
-          item.setAttribute("data-enforcement", r.data.enforcement);
-          item.querySelector(".enforcement").textContent = r.data.enforcement;
-          var back = r.data.enforcement === "allow" ? "require_approval" : "allow";
-          button.setAttribute("data-to", back);
-          button.textContent = back === "allow" ? "Always allow" : "Require approval";
-          out.textContent = name + " is now " + r.data.enforcement + ".";
-        } else {
-          out.textContent = ((r.data && r.data.error) || {}).message || "Refused (" + r.status + ").";
-        }
-        announce(out.textContent);
-      });
+      tryFlip(button);
     }
+  });
+
+  // A flip is tried first: the change is judged against the tenant's recorded calls (nothing is saved) and
+  // what it would have done is shown with Confirm / Cancel; only Confirm saves it
+  var VERBS = { require_approval: "held", block: "blocked", allow: "let through" };
+
+  function count(n) { return Number(n).toLocaleString("en-US"); }
+
+  function dryRunText(result) {
+    var last = result.evaluated === 1 ? "the last call" : "the last " + count(result.evaluated) + " calls";
+    if (!result.evaluated) { return "No recorded calls to try this change on."; }
+    if (!result.changed) { return "This would have changed none of " + last + "."; }
+    var by = {};
+    Object.keys(result.transitions).forEach(function (key) {
+      var after = key.split("\u2192")[1];
+      by[after] = (by[after] || 0) + result.transitions[key];
+    });
+    var parts = Object.keys(by).sort().map(function (after) {
+      return (VERBS[after] || after) + " " + count(by[after]);
+    });
+    return "This would have " + parts.join(" and ") + " of " + last + ".";
+  }
+
+  function showExamples(list, examples) {
+    list.textContent = "";
+    examples.slice(0, 5).forEach(function (ex) {
+      var li = document.createElement("li");
+      li.textContent = (ex.tool || "message") + (ex.agent ? " by " + ex.agent : "") + ": " + ex.before + " \u2192 "
+        + ex.after + (ex.reason ? " (" + ex.reason + ")" : "");
+      list.appendChild(li);
+    });
+    list.hidden = !examples.length;
+  }
+
+  function tryFlip(button) {
+    var name = button.getAttribute("data-policy");
+    var to = button.getAttribute("data-to");
+    var item = button.closest(".policy");
+    var out = item.querySelector(".policy-outcome");
+    var panel = item.querySelector(".dry-run");
+    button.disabled = true;
+    out.textContent = "Trying the change on the recorded calls\u2026";
+    api("POST", "/internal/policies/update", { policy_id: name, enforcement: to, dry_run: true }).then(function (r) {
+      if (!r.ok) {
+        button.disabled = false;
+        out.textContent = ((r.data && r.data.error) || {}).message || "Refused (" + r.status + ").";
+        announce(out.textContent);
+        return;
+      }
+      out.textContent = "Changing " + name + " to " + to + ": " + dryRunText(r.data) + " Save the change?";
+      showExamples(panel.querySelector(".dry-run-examples"), r.data.examples || []);
+      panel.setAttribute("data-to", to);
+      panel.hidden = false;
+      panel.querySelector("button.confirm-flip").focus();
+      announce(out.textContent);
+    }).catch(function () {
+      button.disabled = false;
+      out.textContent = "The server could not be reached. Try again.";
+    });
+  }
+
+  function closeFlip(item) {
+    var panel = item.querySelector(".dry-run");
+    panel.hidden = true;
+    panel.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+    item.querySelector("button.flip").disabled = false;
+  }
+
+  function saveFlip(item) {
+    var button = item.querySelector("button.flip");
+    var name = button.getAttribute("data-policy");
+    var to = item.querySelector(".dry-run").getAttribute("data-to");
+    var out = item.querySelector(".policy-outcome");
+    item.querySelectorAll(".dry-run button").forEach(function (b) { b.disabled = true; });
+    api("POST", "/internal/policies/update", { policy_id: name, enforcement: to }).then(function (r) {
+      closeFlip(item);
+      if (r.ok) {
+        item.setAttribute("data-enforcement", r.data.enforcement);
+        item.querySelector(".enforcement").textContent = r.data.enforcement;
+        var back = r.data.enforcement === "allow" ? "require_approval" : "allow";
+        button.setAttribute("data-to", back);
+        button.textContent = back === "allow" ? "Always allow" : "Require approval";
+        out.textContent = name + " is now " + r.data.enforcement + ".";
+      } else {
+        out.textContent = ((r.data && r.data.error) || {}).message || "Refused (" + r.status + ").";
+      }
+      announce(out.textContent);
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.confirm-flip, button.cancel-flip");
+    if (!button) { return; }
+    var item = button.closest(".policy");
+    if (button.classList.contains("confirm-flip")) {
+      saveFlip(item);
+      return;
+    }
+    closeFlip(item);
+    item.querySelector(".policy-outcome").textContent = "Not changed.";
+    announce("Not changed.");
+    item.querySelector("button.flip").focus();
   });
 
   // ------------------------------------------------------------------------------------ countdowns
