@@ -214,4 +214,11 @@ def create_mesh_app(mesh: Mesh, verifier: TokenVerifier | None, public_url: str)
     app.router.add_get("/healthz", handle_health)
     app.router.add_get("/metrics", handle_metrics)
     app.cleanup_ctx.append(worker_ctx(lambda: push_worker(mesh.store, mesh.clock, mesh.events, mesh.config)))
+    app.on_shutdown.append(_end_streams)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Streams (message/stream, tasks/resubscribe) end when the server shuts down, instead of keeping it up
+    until the shutdown's deadline: their clients resubscribe to the next server."""
+    app[MESH].events.close()

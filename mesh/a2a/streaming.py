@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from mesh.auth import Principal
-from mesh.core.events import Event, EventBus
+from mesh.core.events import CLOSED, Event, EventBus
 from mesh.store import Store
 from mesh.tasks.service import TaskService
 from mesh.wire import jsonrpc as rpc
@@ -172,6 +172,8 @@ async def message_stream(
         yield first
         while not follower.ended:
             event = await _next_event(queue, job)
+            if event is CLOSED:  # the server is shutting down; the send goes on, the client resubscribes
+                return
             if event is None:  # the send is over: its answer closes the stream if no event did
                 for update in follower.updates(_send_result(job), force_final=True):
                     yield update
@@ -198,6 +200,8 @@ async def resubscribe(store: Store, events: EventBus, principal: Principal, task
             return
         while not follower.ended:
             event = await _next_event(queue, None)
+            if event is CLOSED:
+                return
             if event is None or not follower.concerns(event):
                 continue
             task = await follower.task_of(event)

@@ -23,6 +23,11 @@ class Event:
     outbox: frozenset[str] = frozenset()  # kinds of outbox rows the change queued: their workers wake
 
 
+CLOSED = Event(kind="bus.closed", tenant="", subject="")
+"""Put in every subscriber's queue when the process shuts down: a stream that reads it ends, so a client
+following a task is let go (it resumes elsewhere) rather than holding the shutdown open."""
+
+
 class EventBus:
     def __init__(self, queue_size: int = 1000) -> None:
         self._subscribers: set[asyncio.Queue[Event]] = set()
@@ -38,6 +43,17 @@ class EventBus:
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)
+
+    def close(self) -> None:
+        """Tell every subscriber the process is shutting down (a full queue drops its oldest event for it)."""
+        for queue in list(self._subscribers):
+            while True:
+                try:
+                    queue.put_nowait(CLOSED)
+                    break
+                except asyncio.QueueFull:
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        queue.get_nowait()
 
     @contextlib.contextmanager
     def listen(self, listener: Callable[[Event], None]) -> Iterator[None]:
