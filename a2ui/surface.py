@@ -6,8 +6,14 @@ request without knowing Airlock. Every input is bound to ``/<field id>`` in the 
 data model and ``sendDataModel`` is on, so a client's data model maps straight back onto
 a resolution object via :func:`surface_values`.
 
-Component ids are ``title``, ``description``, ``root``, ``main-column`` and
-``field-<id>...``; field ids cannot contain ``-``, so these never collide.
+Every surface can be answered from the surface alone: a decision renders one Button per
+option, and a form without a decision ends with a ``Submit`` Button. Each Button's event
+context binds every input of the form, so the event a click sends carries the values
+even from a client that does not send its data model in the message metadata.
+
+Component ids are ``title``, ``description``, ``root``, ``main-column``, ``submit``,
+``submit-label`` and ``field-<id>...``; field ids cannot contain ``-``, so these never
+collide.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ import math
 from typing import Any
 
 from a2ui.fields import is_required
-from a2ui.forms import validate_form
+from a2ui.forms import has_decision, validate_form
 
-__all__ = ["A2UI_VERSION", "BASIC_CATALOG_ID", "form_to_surface", "surface_values"]
+__all__ = ["A2UI_VERSION", "BASIC_CATALOG_ID", "SUBMIT_EVENT", "form_to_surface", "surface_values"]
 
 A2UI_VERSION = "v0.9"
 BASIC_CATALOG_ID = "https://a2ui.org/specification/v0_9/catalogs/basic/catalog.json"
+
+SUBMIT_EVENT = "submit"
+"""The event name of the Submit button a form without a decision gets."""
 
 _TEXT_VARIANTS = {"password": "obscured", "number": "number"}
 
@@ -61,7 +70,13 @@ def _checks(field: dict[str, Any], label: str) -> list[dict[str, Any]]:
     return checks
 
 
-def _field_components(field: dict[str, Any]) -> list[dict[str, Any]]:
+def _input_bindings(fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every input of the form bound to its data model path, for a Button's event context: the client
+    resolves the bindings when the Button is clicked, so the event carries the values themselves."""
+    return {field["id"]: {"path": f"/{field['id']}"} for field in fields if field["type"] != "action"}
+
+
+def _field_components(field: dict[str, Any], inputs: dict[str, Any]) -> list[dict[str, Any]]:
     """Components for one field; the first one is the field's entry in the main column."""
     field_id = field["id"]
     component_id = f"field-{field_id}"
@@ -90,7 +105,7 @@ def _field_components(field: dict[str, Any]) -> list[dict[str, Any]]:
                     "id": button_id,
                     "component": "Button",
                     "child": f"{button_id}-label",
-                    "action": {"event": {"name": field_id, "context": {field_id: option["value"]}}},
+                    "action": {"event": {"name": field_id, "context": {**inputs, field_id: option["value"]}}},
                 }
             )
         row = {
@@ -152,7 +167,22 @@ def form_to_surface(form: dict[str, Any], surface_id: str) -> list[dict[str, Any
         header.append({"id": "title", "component": "Text", "text": props["title"], "variant": "h2"})
     if props.get("description"):
         header.append({"id": "description", "component": "Text", "text": props["description"]})
-    per_field = [_field_components(field) for field in fields]
+    inputs = _input_bindings(fields)
+    per_field = [_field_components(field, inputs) for field in fields]
+    if not has_decision(form):
+        # input only: without a button of its own the surface could never be answered
+        per_field.append(
+            [
+                {
+                    "id": "submit",
+                    "component": "Button",
+                    "child": "submit-label",
+                    "variant": "primary",
+                    "action": {"event": {"name": SUBMIT_EVENT, "context": inputs}},
+                },
+                {"id": "submit-label", "component": "Text", "text": "Submit"},
+            ]
+        )
     column = {
         "id": "main-column",
         "component": "Column",
@@ -181,6 +211,8 @@ def form_to_surface(form: dict[str, Any], surface_id: str) -> list[dict[str, Any
 
 def _from_data_model(field: dict[str, Any], value: Any) -> tuple[bool, Any]:
     """Undo the surface's representation of one value; ``(False, _)`` means "not answered"."""
+    if value is None:  # a binding to a path nobody filled in resolves to null in an event's context
+        return False, None
     field_type = field["type"]
     if field_type == "select" and isinstance(value, list):
         if not value:

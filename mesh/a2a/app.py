@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from a2ui import EXTENSION_URI, HEADER_NAMES, capabilities_activate, requested_in_headers
 from mesh import metrics
 from mesh.a2a.card import agent_card
 from mesh.a2a.dispatch import Dispatch, dispatch_table
@@ -30,6 +31,7 @@ from mesh.auth import ANONYMOUS, AuthError, TokenVerifier
 from mesh.delivery.outbox import worker_ctx
 from mesh.delivery.push import push_worker
 from mesh.limits import VERIFIED, RateLimiter, RequestLimits, limits_middleware
+from mesh.tasks.service import REQUESTED_EXTENSIONS
 from mesh.wire import jsonrpc as rpc
 from mesh.wiring import MESH, Mesh
 
@@ -51,14 +53,18 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-async def stream_response(request: web.Request, request_id: rpc.Id, events: AsyncIterator[Any]) -> web.StreamResponse:
+async def stream_response(
+    request: web.Request, request_id: rpc.Id, events: AsyncIterator[Any], headers: dict[str, str] | None = None
+) -> web.StreamResponse:
     """Send each result as one SSE event, then close. An error (before or during) is the last event.
 
     A client that goes away stops only its stream, never the task (the handler runs the work apart).
     While nothing happens a comment line goes out every ``KEEPALIVE_S``, so a stream whose client left
     (a held task can wait for hours) notices and ends instead of lingering.
     """
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **(headers or {})}
+    )
     await resp.prepare(request)
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -98,6 +104,30 @@ async def stream_response(request: web.Request, request_id: rpc.Id, events: Asyn
     return resp
 
 
+def activated_extensions(request: web.Request, params: object) -> frozenset[str]:
+    """The extensions this request activates, of those the mesh supports (only A2UI v0.9): named in the
+    activation header (either spelling), or, the A2UI extension's own way, by ``a2uiClientCapabilities``
+    in the message's (or the request's) metadata."""
+    header = [value for name in HEADER_NAMES for value in request.headers.getall(name, [])]
+    if requested_in_headers(header):
+        return frozenset({EXTENSION_URI})
+    if isinstance(params, dict):
+        message = params.get("message")
+        if capabilities_activate(params.get("metadata")) or (
+            isinstance(message, dict) and capabilities_activate(message.get("metadata"))
+        ):
+            return frozenset({EXTENSION_URI})
+    return frozenset()
+
+
+def extension_headers(activated: frozenset[str]) -> dict[str, str]:
+    """The response names the extensions it used, under both header spellings (v1.0 and v0.3)."""
+    if not activated:
+        return {}
+    value = ", ".join(sorted(activated))
+    return {name: value for name in HEADER_NAMES}
+
+
 async def handle_rpc(request: web.Request) -> web.StreamResponse:
     dispatch = request.app[DISPATCH]
     try:
@@ -124,11 +154,17 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
         except AuthError as exc:
             err = rpc.RpcError(rpc.UNAUTHENTICATED, f"Unauthorized: {exc}")
             return _json(rpc.error_response(request_id, err), status=401)
+    activated = frozenset[str]()
+    token = None
     try:
         request_id, method, params = rpc.parse_envelope(body)
+        activated = activated_extensions(request, params)
+        token = REQUESTED_EXTENSIONS.set(activated)
         streamer = dispatch.streams.get(method)
         if streamer is not None:
-            return await stream_response(request, request_id, streamer(principal, params))
+            return await stream_response(
+                request, request_id, streamer(principal, params), extension_headers(activated)
+            )
         handler = dispatch.methods.get(method)
         if handler is None:
             raise rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
@@ -138,7 +174,12 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
     except Exception:
         log.exception("internal error in JSON-RPC request")
         return _json(rpc.error_response(request_id, rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error")))
-    return _json(rpc.result_response(request_id, result))
+    finally:
+        if token is not None:
+            REQUESTED_EXTENSIONS.reset(token)
+    response = _json(rpc.result_response(request_id, result))
+    response.headers.update(extension_headers(activated))
+    return response
 
 
 async def handle_card(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from a2ui import agent_extension
 from mesh.agents.base import AgentRegistry
 
 VERSION = "0.1.0"
@@ -37,7 +38,13 @@ def agent_card(agents: AgentRegistry, url: str, *, auth: bool) -> dict[str, Any]
             {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
             {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3.0"},
         ],
-        "capabilities": {"streaming": True, "pushNotifications": True, "stateTransitionHistory": True},
+        "capabilities": {
+            "streaming": True,
+            "pushNotifications": True,
+            "stateTransitionHistory": True,
+            # A2UI v0.9 surfaces for clients that activate it; others see the Form part alone
+            "extensions": [agent_extension()],
+        },
         "defaultInputModes": ["text/plain", "application/json"],
         "defaultOutputModes": ["text/plain", "application/json", "application/json+a2ui"],
         "skills": skills,

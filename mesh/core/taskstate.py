@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from a2ui import EXTENSION_URI, FormError, find_form, is_surface_part, surface_id_for, surface_part, validate_form
 from mesh.store import TaskRecord, Tx
 from mesh.wire.models import TaskState, new_id, utc_now
 
@@ -14,13 +15,18 @@ def status(
     task: TaskRecord,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A wire TaskStatus; its message (when given parts) is from the agent side of the task."""
+    """A wire TaskStatus; its message (when given parts) is from the agent side of the task. A held status
+    of a task that activated the A2UI extension also carries its form as an A2UI surface (after the parts,
+    which stay as they are), so every reader of the status sees it: a get, a stream, a push."""
     out: dict[str, Any] = {"state": state, "timestamp": utc_now()}
     if parts:
+        message_id = new_id()
+        if state == TaskState.INPUT_REQUIRED and a2ui_active(task):
+            parts = with_surface(parts, message_id)
         message: dict[str, Any] = {
             "kind": "message",
             "role": "agent",
-            "messageId": new_id(),
+            "messageId": message_id,
             "parts": parts,
             "taskId": task.id,
             "contextId": task.context_id,
@@ -43,6 +49,37 @@ def set_state(
     task.status = status(state, parts, task, metadata)
     task.updated_at = now
     return task.status.get("message")
+
+
+def a2ui_active(task: TaskRecord) -> bool:
+    """Whether a request of this task activated the A2UI extension: kept in ``metadata.airlock.extensions``,
+    so a held status written later (after an approval, by another replica) still carries the surface."""
+    airlock = task.metadata.get("airlock")
+    extensions = airlock.get("extensions") if isinstance(airlock, dict) else None
+    return isinstance(extensions, list) and EXTENSION_URI in extensions
+
+
+def activate_a2ui(task: TaskRecord) -> None:
+    """Remember on the task that its client reads A2UI surfaces (written with the task's next write)."""
+    if a2ui_active(task):
+        return
+    airlock = dict(task.metadata.get("airlock") or {})
+    existing = airlock.get("extensions")
+    airlock["extensions"] = [*(existing if isinstance(existing, list) else []), EXTENSION_URI]
+    task.metadata = {**task.metadata, "airlock": airlock}
+
+
+def with_surface(parts: list[dict[str, Any]], message_id: str) -> list[dict[str, Any]]:
+    """``parts`` and, when they carry a well-formed Form and no surface yet, the Form as an A2UI surface.
+    An agent's malformed Form gets none: its hold has no input request to answer either."""
+    form = find_form(parts)
+    if form is None or any(is_surface_part(part) for part in parts):
+        return parts
+    try:
+        form = validate_form(form)
+    except FormError:
+        return parts
+    return [*parts, surface_part(form, surface_id_for(message_id))]
 
 
 def text_parts(text: str) -> list[dict[str, Any]]:

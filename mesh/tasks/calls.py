@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from a2ui import ActionError, answer_of, find_action, surface_id_for
 from mesh.wire import jsonrpc as rpc
 from mesh.wire.models import Message, MessageSendParams
 
@@ -20,8 +21,25 @@ def tool_call(message: Message) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def form_answer(message: Message) -> dict[str, Any] | None:
-    """Values answering a paused task's form: the first DataPart that is not a tool call."""
+def shown_surface(status: dict[str, Any]) -> str:
+    """The id of the A2UI surface a held status shows (derived from its message, whether or not the
+    status carries the surface: an event naming it can only come from a client that was shown it)."""
+    message = status.get("message")
+    message_id = message.get("messageId") if isinstance(message, dict) else None
+    return surface_id_for(message_id if isinstance(message_id, str) else "")
+
+
+def form_answer(message: Message, form: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:
+    """Values answering a paused task's form (shown in ``status``): an A2UI ``action`` event read against the
+    form, else the first DataPart that is not a tool call. An action from another surface is the caller's
+    error, never a silent non-answer."""
+    parts = [{"kind": "data", "data": part.data, "metadata": part.metadata} for part in message.data_parts()]
+    found = find_action(parts)
+    if found is not None:
+        try:
+            return answer_of(form, found[1], message.metadata, shown_surface(status))
+        except ActionError as exc:
+            raise rpc.RpcError(rpc.INVALID_PARAMS, f"Invalid params: {exc}", {"status": 400}) from None
     for part in message.data_parts():
         if "tool" not in part.data:
             return dict(part.data)

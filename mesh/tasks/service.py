@@ -4,15 +4,24 @@ one), get, list and cancel. A turn itself is :mod:`mesh.tasks.turn`."""
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
-from a2ui import DECISION_FIELD, redact
+from a2ui import (
+    DECISION_FIELD,
+    EXTENSION_URI,
+    capabilities_activate,
+    find_action,
+    redact,
+    redact_action_part,
+    redact_data_model,
+)
 from mesh.approvals.announce import announce
 from mesh.approvals.records import INPUT
 from mesh.approvals.resolve import Resolver, ResolveRequest
 from mesh.auth import Principal
 from mesh.core.kernel import Core
-from mesh.core.taskstate import new_task, set_state, text_parts
+from mesh.core.taskstate import activate_a2ui, new_task, set_state, text_parts
 from mesh.delivery.channels.base import RESOLVED
 from mesh.delivery.push import PushConfigs
 from mesh.errors import MeshError
@@ -23,6 +32,20 @@ from mesh.wire import jsonrpc as rpc
 from mesh.wire.models import TERMINAL_STATES, Message, MessageSendParams, TaskState
 
 log = logging.getLogger("airlock.mesh")
+
+REQUESTED_EXTENSIONS: ContextVar[frozenset[str]] = ContextVar("requested_extensions", default=frozenset())
+"""The A2A extensions the current request's transport activates (the ``A2A-Extensions`` header): set by the
+HTTP face for the request, read here, because an extension is asked for beside the method's params, not in
+them. A stream's send runs in a task started from the request, so it sees the same value."""
+
+
+def a2ui_requested(params: MessageSendParams) -> bool:
+    """Whether this send activates the A2UI extension: by the header, or by the capabilities in metadata."""
+    return (
+        EXTENSION_URI in REQUESTED_EXTENSIONS.get()
+        or capabilities_activate(params.message.metadata)
+        or capabilities_activate(params.metadata)
+    )
 
 
 class TaskService:
@@ -55,7 +78,7 @@ class TaskService:
             message.context_id = task.context_id
             pending = await self._store.latest_approval(task.id)
             if pending is not None and pending.status == PENDING:
-                answer = form_answer(message)
+                answer = form_answer(message, pending.form, task.status)
                 async with self._pushes.from_send(task, params, new=False):
                     # a decision is always an attempt to resolve, so one the caller may not make is refused
                     # as the gateway refuses it, never kept in the history as if it had been made
@@ -71,6 +94,8 @@ class TaskService:
                     ):
                         return await self._answer(principal, pending, answer)
                     return await self._note_while_held(task, message, pending.form)
+            if a2ui_requested(params):
+                activate_a2ui(task)  # written by the turn below
         else:
             task = new_task(
                 principal.tenant,
@@ -81,6 +106,8 @@ class TaskService:
                 context_id=message.context_id,
                 no_push_configs=not (params.configuration and params.configuration.push_notification_config),
             )
+            if a2ui_requested(params):
+                activate_a2ui(task)
             message.task_id = task.id
             message.context_id = task.context_id
         async with self._pushes.from_send(task, params, new=new):
@@ -181,11 +208,19 @@ class TaskService:
 
     async def _note_while_held(self, task: TaskRecord, message: Message, form: dict[str, Any]) -> dict[str, Any]:
         """A message to a held task is kept in its history; it never resolves the hold. Values it gives for
-        the hold's form are kept masked where the form says they are sensitive, as an answer's would be."""
+        the hold's form are kept masked where the form says they are sensitive, as an answer's would be:
+        in a DataPart of values, in an A2UI action event's context and in the A2UI data model it carries."""
         stored = message.dump()
-        for part in stored.get("parts", []):
-            if part.get("kind") == "data" and isinstance(part.get("data"), dict):
+        parts = stored.get("parts", [])
+        for index, part in enumerate(parts):
+            if part.get("kind") != "data":
+                continue
+            if find_action([part]) is not None:
+                parts[index] = redact_action_part(form, part)
+            elif isinstance(part.get("data"), dict):
                 part["data"] = redact(form, part["data"])
+        if "metadata" in stored:
+            stored["metadata"] = redact_data_model(form, stored["metadata"])
         async with self._store.transaction() as tx:
             await tx.append_history(task.id, [stored])
         return task.to_wire()

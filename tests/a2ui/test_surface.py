@@ -114,7 +114,11 @@ def test_agent_form_without_title_validates(message_validator: Draft202012Valida
     form = {"type": "Form", "props": {"fields": [{"id": "otp", "type": "password", "required": True}]}}
     messages = form_to_surface(form, "s")
     _assert_valid(message_validator, messages)
-    assert _components(messages)["main-column"]["children"] == ["field-otp"]
+    components = _components(messages)
+    assert components["main-column"]["children"] == ["field-otp", "submit"]
+    # input only, so a Submit button whose event carries the bound inputs answers it
+    assert components["submit"]["action"] == {"event": {"name": "submit", "context": {"otp": {"path": "/otp"}}}}
+    assert components["submit-label"]["text"] == "Submit"
 
 
 def test_approval_surface_structure() -> None:
