@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,54 @@ async def test_a_durable_unit_is_answered_after_the_wal_holding_it_is_synced(
         await tx.insert_task(task("t1"))
     assert syncs == ["wal"]
     assert on_disk(store.path, "SELECT id FROM tasks") == [("t1",)]
+
+
+async def test_the_next_group_is_written_while_the_last_one_syncs_and_each_waits_for_its_own_sync(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer does not sit idle through an fsync: a second group commits while the first one's sync is
+    still under way, and neither is answered before the sync that carries its commit is done."""
+    gate = threading.Event()
+    started = threading.Event()
+    real = os.fdatasync
+    made: list[str] = []
+
+    def slow(fd: int) -> None:
+        started.set()
+        gate.wait(10)
+        real(fd)
+        made.append("sync")
+
+    monkeypatch.setattr(os, "fdatasync", slow)
+    answered: list[str] = []
+
+    async def unit(name: str) -> None:
+        async with store.transaction() as tx:
+            await tx.insert_task(task(name))
+        answered.append(name)
+
+    first = asyncio.create_task(unit("first"))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)  # the first group's sync is blocked
+    second = asyncio.create_task(unit("second"))
+    for _ in range(200):  # the second group commits behind the blocked sync
+        if on_disk(store.path, "SELECT id FROM tasks WHERE id = 'second'"):
+            break
+        await asyncio.sleep(0.01)
+    assert on_disk(store.path, "SELECT id FROM tasks ORDER BY id") == [("first",), ("second",)]
+    assert answered == [] and made == []  # committed, but nothing answered before its sync
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert answered == ["first", "second"] and made == ["sync", "sync"]
+
+
+async def test_a_failed_sync_fails_the_units_of_its_group(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(OSError):
+        async with store.transaction() as tx:
+            await tx.insert_task(task("lost"))
 
 
 async def test_a_unit_of_bookkeeping_alone_is_committed_without_a_sync(store: SQLiteStore, syncs: list[str]) -> None:
