@@ -178,6 +178,35 @@ def test_bookkeeping_written_without_a_sync_survives_a_killed_process(tmp_path: 
     assert on_disk(path, "SELECT kind FROM outbox") == [("webhook",)]
 
 
+def test_an_answered_durable_unit_and_its_audit_entry_survive_a_killed_process(tmp_path: Path) -> None:
+    """Answered means synced: with the sync beside the writer and the audit head in memory, kill -9 right
+    after the answer loses neither the row nor the chain's head."""
+    path = tmp_path / "answered.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal
+        from mesh.store.sqlite import SQLiteStore
+        from tests.mesh.store.test_sqlite_writer import task
+
+        async def main():
+            store = SQLiteStore({str(path)!r})
+            await store.open()
+            for i in range(3):
+                async with store.transaction() as tx:
+                    await tx.insert_task(task(f"t{{i}}"))
+                    await tx.audit(tenant="default", kind="k", actor="a", subject=f"t{{i}}", detail={{}}, now=1.0)
+            print("answered", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout == "answered\n", proc.stderr
+    assert on_disk(path, "SELECT id FROM tasks ORDER BY id") == [("t0",), ("t1",), ("t2",)]
+    assert on_disk(path, "SELECT seq FROM audit_head") == [(3,)]
+
+
 async def send_to(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
     return await mesh.tasks.send_message(principal, MessageSendParams.model_validate(params))
 
