@@ -51,6 +51,36 @@ class Options:
     concurrency: tuple[int, ...] = (1, 32)
 
 
+def fsync_ms(directory: Path, samples: int = 200) -> dict[str, float]:
+    """What one sync of the store's disk costs in this run: 4 KiB appended to a file in ``directory`` (where
+    the Airlocks keep their SQLite files) and ``fdatasync``'d, ``samples`` times; the median and the 99th
+    percentile in ms. A synced allow at c=1 waits for one of these, so its p50 is judged against the floor's
+    p50 plus this one."""
+    path = directory / "fsync-probe"
+    times: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        block = b"\0" * 4096
+        for _ in range(samples):
+            os.write(fd, block)
+            start = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    times.sort()
+    return {"p50_ms": round(statistics.median(times), 3), "p99_ms": round(times[int(len(times) * 0.99) - 1], 3)}
+
+
+def vs_fsync(m: dict[str, Any], floor: dict[str, Any] | None, fsync: dict[str, float] | None) -> str:
+    """A synced allow at c=1 against its target: the floor's p50 plus one fsync plus 0.5 ms."""
+    if not (floor and fsync):
+        return ""
+    bound = floor["p50_ms"] + fsync["p50_ms"] + 0.5
+    return f"; p50 {m['p50_ms']:.2f} vs floor+fsync+0.5 = {bound:.2f} ms (fsync {fsync['p50_ms']:.2f} ms)"
+
+
 def vs_baselines(m: dict[str, Any], ref: dict[str, Any] | None, floor: dict[str, Any] | None) -> str:
     """An allow row against the reference and the floor of the same run."""
     if not (ref and floor):
@@ -325,6 +355,9 @@ class Bench:
                 self.rows.append(report.row("ref: a2a-sdk 1.3 + uvicorn", c, ref_m))
             target = ">=10x ref, >=50% floor, p99<=3x" if ref_m and floor_m else ""
             against = vs_baselines(allow_m, ref_m, floor_m)
+            if c == 1:
+                self.raw["fsync"] = fsync = fsync_ms(self.work)  # the store's disk, measured within the run
+                against += vs_fsync(allow_m, floor_m, fsync)
             self.rows.append(report.row("1 allow (sqlite, jwt, 50 pol)", c, allow_m, against, target))
             unsynced_m = med.get(f"unsynced@c{c}")
             if unsynced_m:

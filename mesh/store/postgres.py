@@ -26,7 +26,6 @@ import asyncpg
 
 from .base import DecisionRecord, OutboxRecord, Tx, dumps, loads
 from .rows import (
-    AUDIT_HEAD,
     AUDIT_HEAD_PUT,
     AUDIT_INSERT,
     DECISION_INSERT,
@@ -43,8 +42,17 @@ log = logging.getLogger("airlock.store.pg")
 MIGRATION_LOCK = 0x41_49_52_4C  # "AIRL"
 AUDIT_LOCK = 0x41_55_44_54  # "AUDT"
 EVENTS_CHANNEL = "airlock_events"
-# a decision's action and its audit entry in one statement: keeping the action costs no round trip
-AUDIT_WITH_DECISION = f"WITH kept AS ({DECISION_INSERT}) {AUDIT_INSERT}"
+# The chain's head, read after its lock is taken, in one call: a VOLATILE function's queries each take a fresh
+# snapshot (READ COMMITTED), so the head it returns is the one the last holder of the lock committed. Made by
+# every start (``CREATE OR REPLACE``, under the migration lock), so stores made before it get it too.
+AUDIT_HEAD_FUNCTION = """CREATE OR REPLACE FUNCTION airlock_audit_head(lock_key BIGINT)
+RETURNS TABLE (head_seq BIGINT, head_hash TEXT) LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    RETURN QUERY SELECT h.seq, h.hash FROM audit_head h WHERE h.id = 1;
+END
+$fn$"""
+AUDIT_HEAD_LOCKED = "SELECT head_seq, head_hash FROM airlock_audit_head(?)"
 
 
 @lru_cache(maxsize=512)
@@ -68,23 +76,77 @@ def split_schema(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=urlencode(query))), schema
 
 
+def _batchable(sql: str) -> bool:
+    """A deferred statement that may share one statement with others as a data-modifying CTE: an INSERT of
+    given values, which reads nothing another part of the batch writes (the parts of one statement do not
+    see each other's rows, so an INSERT … SELECT MAX(seq) or an UPDATE runs on its own)."""
+    return sql.startswith("INSERT INTO") and " SELECT " not in sql
+
+
+def _table(insert: str) -> str:
+    return insert.split(" ", 3)[2]
+
+
+@lru_cache(maxsize=256)
+def batched(parts: tuple[str, ...], tail: str | None) -> str:
+    """``parts`` (``?`` placeholders) as one statement of data-modifying CTEs, ended by ``tail`` (a query whose
+    rows are read) or by nothing at all: one round trip for all of them. Cached by shape: the allow path sends
+    the same few shapes again and again, and asyncpg keeps each one's prepared statement."""
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
+    return to_dollar(f"WITH {ctes} {tail or 'SELECT 1'}")
+
+
 class PgTx(SqlTx):
+    """Statements nobody reads the result of wait, and go to the server together — as one statement of
+    CTEs — with the next statement that needs an answer, or at the unit's end: each round trip to the
+    server costs more than the statement it carries, and the audit chain's lock is held for all those made
+    after it is taken, by every replica's turns in turn."""
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+        self._pending: list[tuple[str, Sequence[Any]]] = []
+
+    async def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
+        if not _batchable(sql):
+            await self._flush()
+            await self._conn.execute(to_dollar(sql), *args)
+            return
+        table = _table(sql)
+        if any(_table(waiting) == table for waiting, _ in self._pending):
+            await self._flush()  # two inserts into one table in one statement may take their seqs in any order
+        self._pending.append((sql, args))
+
+    async def _flush(self, tail: str | None = None, tail_args: Sequence[Any] = ()) -> list[Any]:
+        """Send what waits (and ``tail``, whose rows are returned) in one statement."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return [] if tail is None else list(await self._conn.fetch(to_dollar(tail), *tail_args))
+        if len(pending) == 1 and tail is None:
+            await self._conn.execute(to_dollar(pending[0][0]), *pending[0][1])
+            return []
+        sql = batched(tuple(p[0] for p in pending), tail)
+        args = [a for p in pending for a in p[1]] + list(tail_args)
+        return list(await self._conn.fetch(sql, *args))
+
+    async def _end(self) -> None:
+        await self._flush()
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        await self._flush()
         status = await self._conn.execute(to_dollar(sql), *args)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        await self._flush()
         return await self._conn.fetchrow(to_dollar(sql), *args)
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        await self._flush()
         return list(await self._conn.fetch(to_dollar(sql), *args))
 
     async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None:
-        await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", task_id)
+        await self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (task_id,))
         await super().append_history(task_id, messages)
 
     async def audit(
@@ -98,14 +160,19 @@ class PgTx(SqlTx):
         now: float,
         decision: DecisionRecord | None = None,
     ) -> None:
-        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)  # one chain head at a time
-        head = await self.fetchone(AUDIT_HEAD)
+        # one chain head at a time: the lock and the head in one call, sent with the unit's waiting inserts
+        # (unless one of them is an earlier entry's head, which this read must see)
+        if any(sql == AUDIT_HEAD_PUT for sql, _ in self._pending):
+            await self._flush()
+        rows = await self._flush(AUDIT_HEAD_LOCKED, (AUDIT_LOCK,))
+        head = rows[0] if rows and rows[0][0] is not None else None
         entry, new_head = audit_row(head, self.audit_key, now, tenant, kind, actor, subject, detail)
         if decision is None:
-            await self.execute(AUDIT_INSERT, entry)
+            await self.defer(AUDIT_INSERT, entry)
         else:
-            await self.execute(AUDIT_WITH_DECISION, (*decision_args(entry[0], decision), *entry))
-        await self.execute(AUDIT_HEAD_PUT, new_head)
+            await self.defer(DECISION_INSERT, decision_args(entry[0], decision))
+            await self.defer(AUDIT_INSERT, entry)
+        await self.defer(AUDIT_HEAD_PUT, new_head)  # the entry and its head go with the unit's last statements
 
 
 class PostgresStore(SqlStore):
@@ -130,7 +197,7 @@ class PostgresStore(SqlStore):
         finally:
             await conn.close()
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=self._min, max_size=self._max, server_settings=self._settings()
+            self.dsn, min_size=self._min, max_size=self._max, server_settings=self._settings(), reset=_keep_session
         )
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
@@ -145,6 +212,7 @@ class PostgresStore(SqlStore):
                     for statement in MIGRATIONS[version - 1]:
                         await conn.execute(pg_ddl(statement))
                     await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+                await conn.execute(AUDIT_HEAD_FUNCTION)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
@@ -161,11 +229,12 @@ class PostgresStore(SqlStore):
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         assert self._pool is not None, "store is not open"
         async with self._pool.acquire() as conn, conn.transaction():
-            if not durable:  # this transaction's commit does not wait for the WAL flush
-                await conn.execute("SET LOCAL synchronous_commit = off")
             tx = PgTx(conn)
+            if not durable:  # this transaction's commit does not wait for the WAL flush
+                await tx.defer("SET LOCAL synchronous_commit = off")
             tx.audit_key = self.audit_key
             yield tx
+            await tx._end()
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         assert self._pool is not None, "store is not open"
@@ -213,6 +282,14 @@ class PostgresStore(SqlStore):
 
         await self._listener.add_listener(self._channel(), on_notify)
         return True
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is: asyncpg's default reset (unlock all advisory locks, close
+    cursors, UNLISTEN, RESET ALL) is a round trip on every release, every read included, and undoes nothing
+    this store leaves behind — its locks and settings are the transaction's own (``_xact_`` locks,
+    ``SET LOCAL``), cursors are not used, and events are listened to on a connection of their own. An open
+    transaction is still ended by asyncpg before this runs."""
 
 
 async def drop_schema(url: str) -> None:

@@ -4,8 +4,10 @@ and a head rewound without the key does not verify. On each engine."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
+from pathlib import Path
 
 import asyncpg
 
@@ -14,6 +16,7 @@ from mesh.store import Store
 from mesh.store.postgres import PostgresStore
 from mesh.store.sqlite import SQLiteStore
 from tests.mesh.store.conftest import Factory
+from tests.mesh.store.test_sqlite_writer import task
 
 KEY = audit_key(b"k" * 32)
 
@@ -113,3 +116,67 @@ async def test_the_head_survives_reopen(new_store: Factory) -> None:
         assert report.ok and report.head_seq == 5
     finally:
         await s.close()
+
+
+# --- SQLite: the head kept in memory by the one writer, its row written once per group ----------------------
+
+
+async def test_a_group_s_entries_chain_in_memory_a_failed_unit_takes_its_entry_back_and_a_restart_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Units sharing one commit chain to each other through the writer's in-memory head; one rolled back after
+    its entry leaves no gap, the head row names the group's last entry, and a reopened store continues it."""
+    path = tmp_path / "chain.db"
+    store = SQLiteStore(path)
+    store.audit_key = KEY
+    await store.open()
+    first_in = asyncio.Event()
+
+    async def entry(i: int, *, fail: bool = False) -> None:
+        async with store.transaction() as tx:
+            await tx.audit(tenant="t", kind="k", actor="a", subject=str(i), detail={"i": i}, now=time.time())
+            await tx.insert_task(task(f"t{i}"))  # runs the pending audit op now
+            if i == 0:
+                first_in.set()
+                while store._waiting < 4:  # the others queue behind it: all five share one commit
+                    await asyncio.sleep(0)
+            if fail:
+                raise RuntimeError("this unit fails after its entry")
+
+    async def later(i: int, fail: bool = False) -> None:
+        await first_in.wait()
+        with contextlib.suppress(RuntimeError):
+            await entry(i, fail=fail)
+
+    await asyncio.wait_for(asyncio.gather(entry(0), later(1), later(2, True), later(3), later(4)), 10)
+    report = await verify_chain(store, KEY)
+    assert report.ok and report.entries == 4 and report.head_seq == 4, report
+    await store.close()
+
+    again = SQLiteStore(path)
+    again.audit_key = KEY
+    await again.open()
+    try:
+        await write(again, 2)
+        report = await verify_chain(again, KEY)
+        assert report.ok and report.entries == 6 and report.head_seq == 6, report
+    finally:
+        await again.close()
+
+
+async def test_two_writers_on_one_file_each_read_the_head_the_other_left(tmp_path: Path) -> None:
+    """Another process writing the file changes SQLite's data_version: the in-memory head is read again."""
+    path = tmp_path / "shared.db"
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    for s in (a, b):
+        s.audit_key = KEY
+        await s.open()
+    try:
+        for _ in range(3):
+            await write(a, 2)
+            await write(b, 1)
+        report = await verify_chain(a, KEY)
+        assert report.ok and report.entries == 9 and report.head_seq == 9, report
+    finally:
+        await a.close()
+        await b.close()

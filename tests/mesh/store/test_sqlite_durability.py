@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,54 @@ async def test_a_durable_unit_is_answered_after_the_wal_holding_it_is_synced(
         await tx.insert_task(task("t1"))
     assert syncs == ["wal"]
     assert on_disk(store.path, "SELECT id FROM tasks") == [("t1",)]
+
+
+async def test_the_next_group_is_written_while_the_last_one_syncs_and_each_waits_for_its_own_sync(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer does not sit idle through an fsync: a second group commits while the first one's sync is
+    still under way, and neither is answered before the sync that carries its commit is done."""
+    gate = threading.Event()
+    started = threading.Event()
+    real = os.fdatasync
+    made: list[str] = []
+
+    def slow(fd: int) -> None:
+        started.set()
+        gate.wait(10)
+        real(fd)
+        made.append("sync")
+
+    monkeypatch.setattr(os, "fdatasync", slow)
+    answered: list[str] = []
+
+    async def unit(name: str) -> None:
+        async with store.transaction() as tx:
+            await tx.insert_task(task(name))
+        answered.append(name)
+
+    first = asyncio.create_task(unit("first"))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)  # the first group's sync is blocked
+    second = asyncio.create_task(unit("second"))
+    for _ in range(200):  # the second group commits behind the blocked sync
+        if on_disk(store.path, "SELECT id FROM tasks WHERE id = 'second'"):
+            break
+        await asyncio.sleep(0.01)
+    assert on_disk(store.path, "SELECT id FROM tasks ORDER BY id") == [("first",), ("second",)]
+    assert answered == [] and made == []  # committed, but nothing answered before its sync
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert answered == ["first", "second"] and made == ["sync", "sync"]
+
+
+async def test_a_failed_sync_fails_the_units_of_its_group(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(OSError):
+        async with store.transaction() as tx:
+            await tx.insert_task(task("lost"))
 
 
 async def test_a_unit_of_bookkeeping_alone_is_committed_without_a_sync(store: SQLiteStore, syncs: list[str]) -> None:
@@ -127,6 +176,35 @@ def test_bookkeeping_written_without_a_sync_survives_a_killed_process(tmp_path: 
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL and proc.stdout == "committed\n", proc.stderr
     assert on_disk(path, "SELECT kind FROM outbox") == [("webhook",)]
+
+
+def test_an_answered_durable_unit_and_its_audit_entry_survive_a_killed_process(tmp_path: Path) -> None:
+    """Answered means synced: with the sync beside the writer and the audit head in memory, kill -9 right
+    after the answer loses neither the row nor the chain's head."""
+    path = tmp_path / "answered.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal
+        from mesh.store.sqlite import SQLiteStore
+        from tests.mesh.store.test_sqlite_writer import task
+
+        async def main():
+            store = SQLiteStore({str(path)!r})
+            await store.open()
+            for i in range(3):
+                async with store.transaction() as tx:
+                    await tx.insert_task(task(f"t{{i}}"))
+                    await tx.audit(tenant="default", kind="k", actor="a", subject=f"t{{i}}", detail={{}}, now=1.0)
+            print("answered", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout == "answered\n", proc.stderr
+    assert on_disk(path, "SELECT id FROM tasks ORDER BY id") == [("t0",), ("t1",), ("t2",)]
+    assert on_disk(path, "SELECT seq FROM audit_head") == [(3,)]
 
 
 async def send_to(mesh: Mesh, principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
