@@ -24,7 +24,7 @@ from gateway.auth import require
 from gateway.errors import json_response, query_int
 from gateway.keys import MESH, VERIFIER
 from gateway.models.base import parse
-from gateway.models.observe import AuditQuery
+from gateway.models.observe import AuditQuery, EventsQuery
 from mesh import metrics
 from mesh.core.events import Event
 from mesh.store import Store, iso
@@ -81,10 +81,11 @@ def sse_event(record: EventRecord) -> bytes:
 
 
 def last_event_id(request: web.Request) -> int | None:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if raw is None or not raw.strip():
-        return None
-    return query_int(raw, "Last-Event-ID", 0)
+    """Where a reconnecting client resumes: the ``Last-Event-ID`` header (blank: from now), else the query."""
+    header = request.headers.get("Last-Event-ID")
+    if header is not None and header.strip():
+        return query_int(header, "Last-Event-ID", 0)
+    return parse(EventsQuery, request.query).last_event_id
 
 
 def setup(app: web.Application) -> None:

@@ -28,12 +28,15 @@ from urllib.parse import parse_qs, urlparse
 import aiohttp
 import orjson
 from aiohttp import web
+from pydantic import ValidationError as PydanticError
 from slack_sdk.signature import Clock as SlackClock
 from slack_sdk.signature import SignatureVerifier
 
 from a2ui import DECISION_FIELD, sensitive_fields
 from gateway.errors import ApiError, json_response
 from gateway.keys import MESH
+from gateway.models.base import parse
+from gateway.models.slack import SlackInteraction, SlackPayload, SlackView
 from mesh.approvals.resolve import ResolveRequest
 from mesh.auth import Principal
 from mesh.core.kernel import Clock
@@ -111,7 +114,7 @@ async def receive(request: web.Request) -> web.StreamResponse:
     if not channels:
         raise ApiError(401, "the Slack signature is missing, not valid, or more than 5 minutes old")
     payload = _payload(raw)
-    kind = payload.get("type")
+    kind = payload.type
     if kind == "block_actions":
         return await _block_actions(request, mesh, channels, payload)
     if kind == "view_submission":
@@ -139,24 +142,19 @@ async def verified_channels(mesh: Mesh, raw: bytes, headers: Any) -> list[Channe
     return found
 
 
-def _payload(raw: bytes) -> dict[str, Any]:
+def _payload(raw: bytes) -> SlackPayload:
     try:
-        form = parse_qs(raw.decode(), strict_parsing=True)
-        payload = orjson.loads(form["payload"][0])
-    except (UnicodeDecodeError, ValueError, KeyError, IndexError, orjson.JSONDecodeError):
+        form = parse(SlackInteraction, {k: v[0] for k, v in parse_qs(raw.decode(), strict_parsing=True).items()})
+        decoded = orjson.loads(form.payload)
+    except (UnicodeDecodeError, ValueError, orjson.JSONDecodeError):
         raise ApiError(400, "the body must be form-encoded with a JSON payload", field="payload") from None
-    if not isinstance(payload, dict):
+    if not isinstance(decoded, dict):
         raise ApiError(400, "payload must be a JSON object", field="payload")
-    return payload
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _user(payload: dict[str, Any]) -> str | None:
-    user = payload.get("user")
-    return _text(user.get("id")) if isinstance(user, dict) else None
+    try:
+        return SlackPayload.model_validate(decoded)
+    except PydanticError as exc:
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise ApiError(400, f"payload.{where}: {exc.errors()[0]['msg']}", field="payload") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,19 +200,14 @@ def _spawn(request: web.Request, work: Coroutine[Any, Any, None]) -> None:
 
 
 async def _block_actions(
-    request: web.Request, mesh: Mesh, channels: list[ChannelRecord], payload: dict[str, Any]
+    request: web.Request, mesh: Mesh, channels: list[ChannelRecord], payload: SlackPayload
 ) -> web.StreamResponse:
-    actions = payload.get("actions")
-    action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
-    action_id = action.get("action_id")
-    user = _user(payload)
-    response_url = _text(payload.get("response_url"))
+    action = payload.action
+    action_id, user, response_url = action.action_id, payload.user_id, payload.response_url or None
     if action_id in (slack.APPROVE, slack.DENY):
-        _spawn(request, _decide(request.app, mesh, channels, action_id, action.get("value"), user, response_url))
+        _spawn(request, _decide(request.app, mesh, channels, action_id, action.value, user, response_url))
     elif action_id in (slack.OPEN_FORM, slack.DENY_WITH_REASON):
-        await _open_form(
-            request, mesh, channels, action.get("value"), user, response_url, payload.get("trigger_id"), action_id
-        )
+        await _open_form(request, mesh, channels, action.value, user, response_url, payload.trigger_id, action_id)
     return web.Response(status=200)  # the dashboard link, and anything else, needs no more
 
 
@@ -330,16 +323,15 @@ async def _open_form(
 
 
 async def _view_submission(
-    request: web.Request, mesh: Mesh, channels: list[ChannelRecord], payload: dict[str, Any]
+    request: web.Request, mesh: Mesh, channels: list[ChannelRecord], payload: SlackPayload
 ) -> web.StreamResponse:
-    view = payload.get("view")
-    view = view if isinstance(view, dict) else {}
-    if view.get("callback_id") == slack.REASON_CALLBACK:
+    view = payload.view or SlackView()
+    if view.callback_id == slack.REASON_CALLBACK:
         return await _reason_submission(request, mesh, channels, payload, view)
-    if view.get("callback_id") != slack.FORM_CALLBACK:
+    if view.callback_id != slack.FORM_CALLBACK:
         return web.Response(status=200)
-    user = _user(payload)
-    click = await _click(mesh, channels, view.get("private_metadata"), user)
+    user = payload.user_id
+    click = await _click(mesh, channels, view.private_metadata, user)
     if click is None:
         log.warning("a Slack form was submitted for an approval that is not this channel's")
         return web.Response(status=200)
@@ -354,8 +346,7 @@ async def _view_submission(
         refusal = slack.already(click.approval)
     if refusal is not None:
         return _errors({first: refusal})
-    state = view.get("state")
-    values, errors = slack.modal_values(form, state.get("values") if isinstance(state, dict) else None)
+    values, errors = slack.modal_values(form, (view.state or {}).get("values"))
     if errors:
         return _errors(errors)
     _spawn(request, _submit(request.app, mesh, click, values, user))
@@ -363,11 +354,11 @@ async def _view_submission(
 
 
 async def _reason_submission(
-    request: web.Request, mesh: Mesh, channels: list[ChannelRecord], payload: dict[str, Any], view: dict[str, Any]
+    request: web.Request, mesh: Mesh, channels: list[ChannelRecord], payload: SlackPayload, view: SlackView
 ) -> web.StreamResponse:
     """A "Deny with reason" modal: deny the hold with the reason typed, through the one resolve path."""
-    user = _user(payload)
-    click = await _click(mesh, channels, view.get("private_metadata"), user)
+    user = payload.user_id
+    click = await _click(mesh, channels, view.private_metadata, user)
     if click is None:
         log.warning("a Slack reason was submitted for an approval that is not this channel's")
         return web.Response(status=200)
@@ -378,8 +369,7 @@ async def _reason_submission(
         refusal = slack.already(click.approval)
     if refusal is not None:
         return _errors({slack.REASON_BLOCK: refusal})
-    state = view.get("state")
-    reason, errors = slack.reason_value(state.get("values") if isinstance(state, dict) else None)
+    reason, errors = slack.reason_value((view.state or {}).get("values"))
     if errors:
         return _errors(errors)
     _spawn(request, _submit(request.app, mesh, click, {DECISION_FIELD: "deny", "reason": reason}, user))

@@ -10,16 +10,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.models import admin, approvals, messages, observe
+from gateway.models import admin, approvals, messages, observe, slack
 from gateway.models.base import Query
 
-MODELS: tuple[type[BaseModel], ...] = (*messages.MODELS, *approvals.MODELS, *admin.MODELS, *observe.MODELS)
+MODELS: tuple[type[BaseModel], ...] = (
+    *messages.MODELS,
+    *approvals.MODELS,
+    *admin.MODELS,
+    *observe.MODELS,
+    *slack.MODELS,
+)
 # (method, path) → the model of that operation's query string
 QUERIES: dict[tuple[str, str], type[Query]] = {
     **messages.QUERIES,
     **approvals.QUERIES,
     **admin.QUERIES,
     **observe.QUERIES,
+    **slack.QUERIES,
 }
 
 

@@ -48,6 +48,15 @@ class AuditQuery(Query):
     limit: QueryInt = Field(PAGE_DEFAULT, ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
 
 
+class EventsQuery(Query):
+    """The event stream's query; the ``Last-Event-ID`` header, which browsers send when they reconnect, is read
+    first and is no part of it."""
+
+    last_event_id: QueryInt = Field(
+        None, ge=0, le=MAX_ID, description="Resume after this event id (for clients that cannot set headers)."
+    )
+
+
 class AuditEntry(Answer):
     seq: Integer = Field(ge=1)
     at: Timestamp
@@ -70,4 +79,7 @@ class AuditPage(Answer):
 
 
 MODELS = (Health, ServerStatus, AuditPage)
-QUERIES: dict[tuple[str, str], type[Query]] = {("get", "/v1/audit"): AuditQuery}
+QUERIES: dict[tuple[str, str], type[Query]] = {
+    ("get", "/v1/audit"): AuditQuery,
+    ("get", "/v1/events/stream"): EventsQuery,
+}

@@ -226,3 +226,8 @@ async def test_stream_needs_an_admin_or_an_approver(gw: TestClient) -> None:
     for too_big in (str(2**63), "1" * 40):
         await error_of(await gw.get("/v1/events/stream", headers={**bearer(), "Last-Event-ID": too_big}), 400)
         await error_of(await gw.get(f"/v1/events/stream?last_event_id={too_big}", headers=bearer()), 400)
+
+
+@pytest.mark.parametrize("query", ["last_event_id=abc", "last_event_id=", "last_event_id=-1", "last_event_id=1.5"])
+async def test_a_last_event_id_query_that_is_no_event_id_is_400_naming_it(gw: TestClient, query: str) -> None:
+    await error_of(await gw.get(f"/v1/events/stream?{query}", headers=bearer()), 400, field="last_event_id")

@@ -384,6 +384,12 @@ async def test_a_body_that_is_not_a_slack_payload_is_400_once_signed(airlock: Ai
     body = b"payload=%7Bnot-json"
     await error_of(await airlock.gateway.post(PATH, data=body, headers=signed(body)), 400, field="payload")
     await error_of(await airlock.gateway.post(PATH, data=body, headers=signed(body, secret=OTHER_SECRET)), 401)
+    # JSON, but not the shape of Slack's payload: refused naming it, nothing guessed
+    for payload in ({"actions": []}, {"type": "block_actions", "actions": "approve"}, {"type": 1}, ["x"]):
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        await error_of(await airlock.gateway.post(PATH, data=body, headers=signed(body)), 400, field="payload")
+    body = b"other=1"
+    await error_of(await airlock.gateway.post(PATH, data=body, headers=signed(body)), 400, field="payload")
 
 
 async def test_an_unmapped_user_resolves_nothing_and_is_told_privately(airlock: Airlock, fake: FakeSlack) -> None:
