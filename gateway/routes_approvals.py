@@ -313,7 +313,8 @@ async def resolve_approval(request: web.Request) -> web.Response:
             raise ApiError(400, "persist needs a tool call with one exact command or path", field="persist")
     outcome = await _resolve(request, req)
     persisted = False
-    if persist and outcome.decision == "approve":
+    if persist and outcome.approval.status == "approved":
+        # a rule only from a hold this approval let through: one approval short of a quorum persists nothing
         await mesh.approvals.persist_rule(outcome.approval, principal.sub)
         persisted = True
     return json_response(_answer(outcome, persisted))

@@ -169,15 +169,18 @@ class ApprovalsApi:
                 run_id=run_id,
                 audit=("policy.allowed", principal.sub),
             )
-        policy = Policy(
-            tenant=principal.tenant,
-            name=API_POLICY,
-            scope_type=ScopeType.TOOL,
-            enforcement=Enforcement.REQUIRE_APPROVAL,
-            plugin="always",
-            config={},
-        )
-        decision = Decision(enforcement=Enforcement.REQUIRE_APPROVAL, policy=policy, reason=message)
+        if not (decision.enforcement == Enforcement.REQUIRE_APPROVAL and decision.policy is not None):
+            # no policy of the tenant's asks for this call: it is held because its caller asked
+            policy = Policy(
+                tenant=principal.tenant,
+                name=API_POLICY,
+                scope_type=ScopeType.TOOL,
+                enforcement=Enforcement.REQUIRE_APPROVAL,
+                plugin="always",
+                config={},
+            )
+            decision = Decision(enforcement=Enforcement.REQUIRE_APPROVAL, policy=policy, reason=message)
+        # else held under the policy that asks for it: its quorum, escalation, edits, timeout and channels
         sensitive = policies.sensitive_fields
         wire = await self._holds.hold(
             principal, task, user_msg, action, decision, now, new=True, run_id=run_id, sensitive=sensitive
@@ -300,9 +303,10 @@ class ApprovalsApi:
         if ids is not None and set(ids) != {a.id for a in pending}:
             raise Conflict("the run's pending approvals changed since they were reviewed; review them again")
         resolved: list[ApprovalRecord] = []
+        approved: list[ApprovalRecord] = []  # ended approved here: not a quorum's approval still short of it
         for approval in pending:
             try:
-                await self._resolver.resolve(
+                outcome = await self._resolver.resolve(
                     ResolveRequest(
                         ref=approval.id,
                         resolution={"decision": action},
@@ -316,10 +320,13 @@ class ApprovalsApi:
                 # an agent's request for values rather than a yes/no: left to its own resolution
                 continue
             resolved.append(approval)
+            if outcome.approval.status == "approved":
+                approved.append(approval)
         if action == "approve":
-            # a grant only for the callers and agents whose calls this person approved here (never one it may
-            # not approve, never another caller stating the same agent name)
-            covered = sorted({(a.requested_by, a.action.get("agent") or "") for a in resolved if a.action.get("agent")})
+            # a grant only for the callers and agents whose calls this person's approval let through here
+            # (never one it may not approve, never another caller stating the same agent name; one approval of
+            # a hold that needs several lets nothing through, so it opens no grant that would skip the quorum)
+            covered = sorted({(a.requested_by, a.action.get("agent") or "") for a in approved if a.action.get("agent")})
             async with self._store.transaction() as tx:
                 for caller, agent in covered:
                     grant = RunGrant(

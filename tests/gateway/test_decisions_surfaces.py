@@ -127,3 +127,39 @@ async def test_credentials_that_name_no_one_cannot_count_towards_a_quorum(tmp_pa
             json={"resolution": {"decision": "deny"}, "callback_token": token},
         )
         assert denied.status == 200
+
+
+async def quorum_call(airlock: Airlock, run_id: str) -> dict[str, Any]:
+    resp = await airlock.gateway.post(
+        "/v1/approvals",
+        json={"tool": "exec", "agent": "deploy-bot", "message": "rotate", "command": "logrotate -f", "run_id": run_id},
+        headers=bearer("bot", "agent"),
+    )
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def test_one_approval_short_of_a_quorum_persists_no_rule_and_opens_no_grant(airlock: Airlock) -> None:
+    await airlock.add_policy(
+        {**DELETE, "name": "two_for_exec", "evaluator": {"plugin": "tool_match", "config": {"tools": ["exec"]}}},
+        approvals_required=2,
+    )
+    first = await quorum_call(airlock, "nightly")
+    resp = await airlock.gateway.post(
+        f"/v1/approvals/{first['id']}/resolve", json={"approved": True, "persist": True}, headers=bearer("alice")
+    )
+    answer = await resp.json()
+    assert resp.status == 200 and (answer["status"], answer["persisted"]) == ("pending", False), answer
+    policies = await (await airlock.gateway.get("/internal/policies", headers=bearer())).json()
+    assert [p["name"] for p in policies["policies"]] == ["two_for_exec"]  # no exact_call rule was added
+
+    for _ in range(2):
+        await quorum_call(airlock, "weekly")
+    bulk = await airlock.gateway.post(
+        "/v1/approvals/bulk-resolve", json={"run_id": "weekly", "action": "approve"}, headers=bearer("bob")
+    )
+    assert bulk.status == 200 and (await bulk.json())["resolved"] == 2
+    # bob's approvals are one of two each: nothing was let through, so no grant opened for the run, and the
+    # run's next call still waits for two people
+    later = await quorum_call(airlock, "weekly")
+    assert later["status"] == "pending"
