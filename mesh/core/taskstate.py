@@ -6,7 +6,7 @@ from typing import Any
 
 from a2ui import EXTENSION_URI, FormError, find_form, is_surface_part, surface_id_for, surface_part, validate_form
 from mesh.store import TaskRecord, Tx
-from mesh.wire.models import TaskState, new_id, utc_now
+from mesh.wire.models import TERMINAL_STATES, TaskState, new_id, utc_now
 
 
 def status(
@@ -120,11 +120,12 @@ def new_task(
 
 async def write_task(tx: Tx, task: TaskRecord, messages: list[dict[str, Any]], *, new: bool) -> None:
     """A turn's write of its task and the messages it adds: a new task with its first messages in one go."""
-    if new:
-        await tx.insert_task(task, messages)
+    if new:  # a task that ended in its first turn takes no more messages: its history is written with it
+        await tx.insert_task(task, messages, final=task.state in TERMINAL_STATES)
     else:
         await tx.update_task(task)
         await tx.append_history(task.id, messages)
+
 
 GUARD = "guard"
 """The agent recorded on a guard's tasks: the caller runs its own tool, the mesh only decides."""

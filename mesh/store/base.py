@@ -311,8 +311,13 @@ class Tx(ABC):
     audit_key: bytes = b""  # signs the audit head (see :func:`audit_head_mac`); the store hands its own
 
     @abstractmethod
-    async def insert_task(self, task: TaskRecord, history: Sequence[dict[str, Any]] = ()) -> None:
-        """Write a new task and its first messages (numbered from 1: nothing else can have named the task)."""
+    async def insert_task(
+        self, task: TaskRecord, history: Sequence[dict[str, Any]] = (), *, final: bool = False
+    ) -> None:
+        """Write a new task and its first messages (numbered from 1: nothing else can have named the task).
+
+        ``final``: the task ended in this turn and takes no more messages, so its history may be kept in the
+        task's own row, one write instead of two (:meth:`Store.get_history` reads either)."""
 
     @abstractmethod
     async def update_task(self, task: TaskRecord, *, expect_state: str | None = None) -> bool:

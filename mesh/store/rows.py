@@ -60,18 +60,28 @@ def decision_args(seq: int, d: DecisionRecord) -> tuple[Any, ...]:
     return (seq, d.tenant, d.at, d.task_id, d.agent, d.tool, dumps(d.action), d.enforcement, d.policy)
 
 
+def audit_entry(
+    head: Any, now: float, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The values of :data:`AUDIT_INSERT` for an entry after ``head`` (the row :data:`AUDIT_HEAD` read):
+    its seq is the first value, its hash the last."""
+    seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)
+    digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
+    return (seq, now, tenant, kind, actor, subject, dumps(detail), prev, digest)
+
+
+def head_row(key: bytes, seq: int, digest: str) -> tuple[Any, ...]:
+    """The values of :data:`AUDIT_HEAD_PUT` for the head at entry ``seq``, signed with ``key``."""
+    return (seq, digest, audit_head_mac(key, seq, digest))
+
+
 def audit_row(
     head: Any, key: bytes, now: float, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any]
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The values of :data:`AUDIT_INSERT` for an entry after ``head`` (the row :data:`AUDIT_HEAD` read), and
-    of :data:`AUDIT_HEAD_PUT` for the head it becomes, signed with ``key``."""
-    seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS)
-    digest = audit_hash(prev, now, tenant, kind, actor, subject, detail)
-    return (seq, now, tenant, kind, actor, subject, dumps(detail), prev, digest), (
-        seq,
-        digest,
-        audit_head_mac(key, seq, digest),
-    )
+    """The values of :data:`AUDIT_INSERT` for an entry after ``head``, and of :data:`AUDIT_HEAD_PUT` for the
+    head it becomes (for an engine that writes the head row with each entry)."""
+    entry = audit_entry(head, now, tenant, kind, actor, subject, detail)
+    return entry, head_row(key, entry[0], entry[-1])
 
 
 def from_row(cls: type[R]) -> Callable[[Any], R]:
@@ -186,6 +196,7 @@ def _insert(table: str, columns: str) -> str:
 
 
 TASK_INSERT = _insert("tasks", TASK_COLUMNS)
+TASK_INSERT_FINAL = _insert("tasks", f"{TASK_COLUMNS}, history")
 APPROVAL_INSERT = _insert("approvals", APPROVAL_COLUMNS)
 
 
@@ -207,24 +218,27 @@ class SqlTx(Tx):
         answer (or at the end of the unit) rather than on its own. Order is kept."""
         await self.execute(sql, args)
 
-    async def insert_task(self, task: TaskRecord, history: Sequence[dict[str, Any]] = ()) -> None:
-        await self.defer(
-            TASK_INSERT,
-            (
-                task.id,
-                task.tenant,
-                task.context_id,
-                task.state,
-                task.owner,
-                dumps(task.owner_roles),
-                task.agent,
-                dumps(task.status),
-                dumps(task.artifacts),
-                dumps(task.metadata),
-                task.created_at,
-                task.updated_at,
-            ),
+    async def insert_task(
+        self, task: TaskRecord, history: Sequence[dict[str, Any]] = (), *, final: bool = False
+    ) -> None:
+        row = (
+            task.id,
+            task.tenant,
+            task.context_id,
+            task.state,
+            task.owner,
+            dumps(task.owner_roles),
+            task.agent,
+            dumps(task.status),
+            dumps(task.artifacts),
+            dumps(task.metadata),
+            task.created_at,
+            task.updated_at,
         )
+        if final:  # the task and its whole history, one row
+            await self.defer(TASK_INSERT_FINAL, (*row, dumps(list(history))))
+            return
+        await self.defer(TASK_INSERT, row)
         if history:  # one statement, its numbers known: no MAX(seq) to read, no lock to take
             await self.defer(
                 "INSERT INTO history (task_id, seq, message) VALUES " + ", ".join("(?, ?, ?)" for _ in history),

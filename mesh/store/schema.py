@@ -244,6 +244,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS decisions_tenant_newest ON decisions (tenant, at, seq)",
         "CREATE INDEX IF NOT EXISTS decisions_age ON decisions (at)",
     ],
+    [
+        # the whole history of a task that ended in its first turn (allowed, blocked, answered at once), as a
+        # JSON array in the task's own row: such a task takes no more messages, so its history is written once,
+        # with the task, instead of as rows of ``history`` (NULL: the history is in ``history``, as before)
+        "ALTER TABLE tasks ADD COLUMN history TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -142,15 +142,25 @@ class SqlStore(Store):
         return [agent_from_row(r) for r in rows]
 
     async def get_history(self, task_id: str, last: int | None = None) -> list[dict[str, Any]]:
-        if last is None:
-            rows = await self._all("SELECT message FROM history WHERE task_id = ? ORDER BY seq", (task_id,))
-        else:
-            rows = await self._all(
-                "SELECT message FROM (SELECT seq, message FROM history WHERE task_id = ? "
-                "ORDER BY seq DESC LIMIT ?) AS recent ORDER BY seq",
-                (task_id, last),
-            )
-        return [loads(r[0]) for r in rows]
+        """The history kept in the task's row (a task that ended in its first turn), then its rows of
+        ``history``, in one read: either may be empty, and messages are never in both."""
+        rows_of = "SELECT seq, message FROM history WHERE task_id = ?"
+        args: tuple[Any, ...] = (task_id, task_id)
+        if last is not None:
+            rows_of = f"SELECT seq, message FROM ({rows_of} ORDER BY seq DESC LIMIT ?) AS recent"
+            args = (task_id, task_id, last)
+        rows = await self._all(
+            "SELECT 0 AS part, 0 AS seq, history AS message FROM tasks WHERE id = ? AND history IS NOT NULL "
+            f"UNION ALL SELECT 1 AS part, seq, message FROM ({rows_of}) AS kept ORDER BY part, seq",
+            args,
+        )
+        messages: list[dict[str, Any]] = []
+        for row in rows:
+            if row[0] == 0:
+                messages.extend(loads(row[2]))
+            else:
+                messages.append(loads(row[2]))
+        return messages if last is None else messages[-last:] if last > 0 else []
 
     async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
         row = await self._one("SELECT * FROM approvals WHERE id = ?", (approval_id,))

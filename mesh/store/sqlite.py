@@ -54,8 +54,9 @@ from .rows import (
     AUDIT_INSERT,
     DECISION_INSERT,
     SqlTx,
-    audit_row,
+    audit_entry,
     decision_args,
+    head_row,
     outbox_from_row,
 )
 from .schema import MIGRATIONS, SCHEMA_VERSION
@@ -132,6 +133,9 @@ class _Writer:
             conn.execute("PRAGMA busy_timeout=0")  # waiting for the write lock happens on the thread
             conn.execute("PRAGMA synchronous=NORMAL")  # a durable group's commit is synced by sync_wal
             conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")  # SQLite's default is 2 MiB
+            # each unit's savepoint copies the pages it changes to a sub-journal: in memory, not a temp file
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA temp_store=MEMORY")
             return conn
 
         self.conn = await asyncio.wrap_future(self._pool.submit(connect))
@@ -237,7 +241,7 @@ class _Chain:
         self.head: tuple[Any, ...] | None = None  # (seq, hash) of the last entry, None before the first
         self.known = False
         self.version: int | None = None  # data_version when the head was last known
-        self.unwritten: tuple[Any, ...] | None = None  # the head row this group's commit must write
+        self.unwritten: tuple[Any, ...] | None = None  # (seq, hash) of the head this group's commit must write
 
     def check(self, conn: sqlite3.Connection) -> None:
         """At a group's start, with the write lock taken: forget the head if another connection wrote."""
@@ -253,7 +257,6 @@ class _Chain:
 
 def _audit_op(
     chain: _Chain,
-    key: bytes,
     tenant: str,
     kind: str,
     actor: str,
@@ -271,12 +274,11 @@ def _audit_op(
         if not chain.known:
             chain.head = conn.execute(AUDIT_HEAD).fetchone()
             chain.known = True
-        entry, new_head = audit_row(chain.head, key, now, tenant, kind, actor, subject, detail)
+        entry = audit_entry(chain.head, now, tenant, kind, actor, subject, detail)
         conn.execute(AUDIT_INSERT, entry)
         if decision is not None:
             conn.execute(DECISION_INSERT, decision_args(entry[0], decision))
-        chain.head = (new_head[0], new_head[1])
-        chain.unwritten = new_head
+        chain.head = chain.unwritten = (entry[0], entry[-1])  # signed once per group, when its row is written
 
     return write
 
@@ -334,9 +336,7 @@ class SQLiteTx(SqlTx):
         now: float,
         decision: DecisionRecord | None = None,
     ) -> None:
-        self._pending.append(
-            _audit_op(self._chain, self.audit_key, tenant, kind, actor, subject, detail, now, decision)
-        )
+        self._pending.append(_audit_op(self._chain, tenant, kind, actor, subject, detail, now, decision))
 
     async def _end(self) -> None:
         """The unit's last statements, then its savepoint released into the group's transaction."""
@@ -468,10 +468,11 @@ class SQLiteStore(SqlStore):
         chain = self._chain
         try:
             head, chain.unwritten = chain.unwritten, None
+            key = self.audit_key
 
             def commit_group(conn: sqlite3.Connection) -> None:
-                if head is not None and conn.in_transaction:
-                    conn.execute(AUDIT_HEAD_PUT, head)  # where the group's entries end: one write of the head row
+                if head is not None and conn.in_transaction:  # where the group's entries end: one signed head row
+                    conn.execute(AUDIT_HEAD_PUT, head_row(key, *head))
                 _commit(conn)
 
             commit = writer.submit(commit_group)
@@ -564,8 +565,7 @@ class SQLiteStore(SqlStore):
         costs no write transaction and no fsync."""
         only = f" AND kind IN ({','.join('?' for _ in kinds)})" if kinds else ""
         due = (
-            "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?{only} "
-            "LIMIT 1"
+            "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?{only} LIMIT 1"
         )
         if not await self._all(due.format(only=only), (now, *kinds)):
             return []

@@ -32,5 +32,3 @@ async def store(new_store: Factory) -> AsyncIterator[Store]:
     await s.open()
     yield s
     await s.close()
-
-

@@ -266,3 +266,10 @@ async def test_a_file_with_the_two_statement_count_trigger_counts_each_hold_once
         ]
     finally:
         await store.close()
+
+
+async def test_the_writer_keeps_each_units_savepoint_journal_in_memory(store: SQLiteStore) -> None:
+    """A unit's SAVEPOINT copies every page it changes to a sub-journal before changing it; in a temporary file
+    that doubled the cost of the allow path's inserts, so the writer keeps it in memory (2: MEMORY)."""
+    assert store._writer is not None and store._writer.conn is not None
+    assert store._writer.conn.execute("PRAGMA temp_store").fetchone()[0] == 2

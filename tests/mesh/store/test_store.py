@@ -278,6 +278,29 @@ async def test_a_new_task_and_its_first_messages_are_one_write_that_later_turns_
     assert [m["n"] for m in await store.get_history("t1")] == [1, 2, 3]
 
 
+async def test_a_task_that_ended_in_its_first_turn_is_one_row_with_its_history(store: Store) -> None:
+    first = [{"kind": "message", "n": 1}, {"kind": "message", "n": 2}]
+    async with store.transaction() as tx:
+        await tx.insert_task(task("t1"), first, final=True)
+        await tx.insert_task(task("t2"), first)
+    rows = await store._all("SELECT task_id, COUNT(*) FROM history GROUP BY task_id")  # type: ignore[attr-defined]
+    assert [(r[0], r[1]) for r in rows] == [("t2", 2)]  # t1 wrote no row of its own there
+    kept = await store._all("SELECT id, history FROM tasks WHERE history IS NOT NULL")  # type: ignore[attr-defined]
+    assert [r[0] for r in kept] == ["t1"]
+    for task_id in ("t1", "t2"):  # read the same, wherever they are kept
+        assert await store.get_history(task_id) == first
+        assert await store.get_history(task_id, last=1) == first[-1:]
+        assert await store.get_history(task_id, last=5) == first
+        assert await store.get_history(task_id, last=0) == []
+    # a message a later write adds still comes after them (no turn does, but a history is never reordered)
+    async with store.transaction() as tx:
+        await tx.append_history("t1", [{"kind": "message", "n": 3}])
+    assert [m["n"] for m in await store.get_history("t1")] == [1, 2, 3]
+    assert [m["n"] for m in await store.get_history("t1", last=2)] == [2, 3]
+    got = await store.get_task("default", "t1")
+    assert got is not None and got == task("t1")  # the task reads as any other
+
+
 # --- audit chain -------------------------------------------------------------------------------------------
 
 

@@ -216,6 +216,8 @@ async def test_every_stored_field_is_a_column_and_every_column_a_field(tmp_path:
             if cls is OutboxRecord:  # a claim reads only what a delivery needs
                 assert set(stored_fields(cls)) <= set(columns), table
                 continue
+            if cls is TaskRecord:  # the history of a task that ended at once is read by get_history, not with it
+                columns.remove("history")
             assert sorted(stored_fields(cls)) == sorted(columns), table
 
 

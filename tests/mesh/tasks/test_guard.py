@@ -104,3 +104,29 @@ async def test_guard_caller_with_agent_role_cannot_approve_own_hold(airlock: Air
     assert resp.status == 403
     listing = await (await airlock.gateway.post("/messages/pending", json={}, headers=bearer())).json()
     assert [m["message_id"] for m in listing["messages"]] == [task["id"]]
+
+
+async def test_a_call_decided_at_once_keeps_its_history_in_its_task_and_reads_it_back(airlock: Airlock) -> None:
+    """An allowed and a blocked call end in their first turn: each task is written as one row with its
+    history, and tasks/get and tasks/list give that history as they give any task's."""
+    await airlock.add_policy(policy("block", name="no_rm", tools=["rm"]))
+    allowed = (await airlock.rpc(tool_message(*EXEC_CALL)))["result"]
+    blocked = (await airlock.rpc(tool_message("rm", {"path": "/"})))["result"]
+    rows = await airlock.mesh.store._all("SELECT COUNT(*) FROM history")  # type: ignore[attr-defined]
+    assert rows[0][0] == 0
+    for task, state in ((allowed, "completed"), (blocked, "rejected")):
+        got = await airlock.rpc(
+            {"jsonrpc": "2.0", "id": "g", "method": "tasks/get", "params": {"id": task["id"], "historyLength": 10}}
+        )
+        history = got["result"]["history"]
+        assert [m["role"] for m in history] == ["user", "agent"]
+        assert history[0]["parts"][0]["data"]["tool"] in ("exec", "rm")
+        assert history[1] == task["status"]["message"]
+        assert got["result"]["status"]["state"] == state
+        last = await airlock.rpc(
+            {"jsonrpc": "2.0", "id": "g", "method": "tasks/get", "params": {"id": task["id"], "historyLength": 1}}
+        )
+        assert last["result"]["history"] == history[-1:]
+    listed = await airlock.rpc({"jsonrpc": "2.0", "id": "l", "method": "ListTasks", "params": {"historyLength": 5}})
+    tasks = listed["result"]["tasks"]
+    assert len(tasks) == 2 and all(len(t["history"]) == 2 for t in tasks)
