@@ -39,7 +39,7 @@ class Holds:
 
     async def _check_room(self, tenant: str, now: float) -> None:
         """Refuse when the tenant's pending approvals (and this process's holds in flight) reach the limit."""
-        _, total = await self._store.list_pending(tenant, session_id=None, now=now, limit=1, offset=0)
+        total = await self._store.pending_total(tenant, now)
         if total + self._in_flight[tenant] - 1 >= self._config.max_pending:
             raise QueueFull(self._config.max_pending)
 

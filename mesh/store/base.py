@@ -492,6 +492,11 @@ class Store(ABC):
         neither repeat nor skip a row when holds are added or resolved in between (an offset would)."""
 
     @abstractmethod
+    async def pending_total(self, tenant: str, now: float) -> int:
+        """How many of the tenant's approvals are pending and unexpired at ``now`` (what ``list_pending``
+        counts unfiltered), without reading a page: a hold checks the queue's room with it."""
+
+    @abstractmethod
     async def approved_unfinished(self, limit: int = 500) -> list[ApprovalRecord]:
         """Approvals that won their write but whose action never finished (the latest of a ``working`` task)."""
 

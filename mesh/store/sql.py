@@ -46,6 +46,9 @@ from .rows import (
     task_from_row,
 )
 
+PENDING_OF_TENANT = "tenant = ? AND status = ? AND expires_at > ?"
+"""The approvals a tenant's queue holds: pending and unexpired (args: tenant, ``PENDING``, now)."""
+
 
 class SqlStore(Store):
     @abstractmethod
@@ -183,7 +186,7 @@ class SqlStore(Store):
         run_id: str | None = None,
         after: tuple[float, str] | None = None,
     ) -> tuple[list[ApprovalRecord], int]:
-        where = "tenant = ? AND status = ? AND expires_at > ?"
+        where = PENDING_OF_TENANT
         args: list[Any] = [tenant, PENDING, now]
         if session_id is not None:
             where += " AND session_id = ?"
@@ -203,6 +206,9 @@ class SqlStore(Store):
         filtered = session_id is not None or run_id is not None
         total = await self._pending_total(tenant, now, where, args, filtered=filtered)
         return [approval_from_row(r) for r in rows], total
+
+    async def pending_total(self, tenant: str, now: float) -> int:
+        return await self._pending_total(tenant, now, PENDING_OF_TENANT, [tenant, PENDING, now], filtered=False)
 
     async def _pending_total(self, tenant: str, now: float, where: str, args: list[Any], *, filtered: bool) -> int:
         """How many approvals match ``where``; an engine that keeps a count may answer from it."""

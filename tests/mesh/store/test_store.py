@@ -162,6 +162,13 @@ async def test_list_pending_filters(store: Store) -> None:
     rows, total = await store.list_pending("default", session_id="ctx-1", now=0.0, limit=1, offset=1)
     assert total == 2 and len(rows) == 1
     assert [r.id for r in await store.due_expiries(2000.0)] == ["ap2"]
+    # the queue's size alone, as a hold checks it: the unexpired pending ones of the tenant, nobody else's
+    assert await store.pending_total("default", 0.0) == 2
+    assert await store.pending_total("default", 2000.0) == 1
+    assert await store.pending_total("other", 0.0) == 0
+    async with store.transaction() as tx:
+        assert await tx.decide_approval("ap1", status="approved", now=1.0, resolved_by="bob", surface="rest", values={})
+    assert await store.pending_total("default", 0.0) == 1
 
 
 # --- first writer wins -------------------------------------------------------------------------------------
