@@ -35,6 +35,7 @@ spent half its time waiting for the disk with the CPU free.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import sqlite3
@@ -148,9 +149,10 @@ class _Writer:
             self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
         os.fdatasync(self._wal_fd)
 
-    def sync_later(self) -> asyncio.Future[None]:
-        """Queue a sync of the WAL behind those already queued (called after a commit, on the loop)."""
-        return asyncio.wrap_future(self._syncer.submit(self.sync_wal))
+    def sync_later(self) -> concurrent.futures.Future[None]:
+        """Queue a sync of the WAL behind those already queued: called on the writer's thread right after a
+        commit, so the sync starts at once rather than after a pass through the event loop."""
+        return self._syncer.submit(self.sync_wal)
 
     async def close(self) -> None:
         def close() -> None:
@@ -470,17 +472,21 @@ class SQLiteStore(SqlStore):
             head, chain.unwritten = chain.unwritten, None
             key = self.audit_key
 
-            def commit_group(conn: sqlite3.Connection) -> None:
+            durable = group.durable
+
+            def commit_group(conn: sqlite3.Connection) -> concurrent.futures.Future[None] | None:
+                """The commit and, for a durable group, its sync queued straight from this thread."""
                 if head is not None and conn.in_transaction:  # where the group's entries end: one signed head row
                     conn.execute(AUDIT_HEAD_PUT, head_row(key, *head))
                 _commit(conn)
+                return writer.sync_later() if durable else None
 
             commit = writer.submit(commit_group)
         except BaseException as exc:  # the writer is shut down: nobody may wait on this group forever
             self._lose(group, exc)
             raise
 
-        def settle(fut: asyncio.Future[None]) -> None:
+        def settle(fut: asyncio.Future[Any]) -> None:
             if group.done.done():
                 return
             error = RuntimeError("the commit was abandoned") if fut.cancelled() else fut.exception()
@@ -491,20 +497,15 @@ class SQLiteStore(SqlStore):
             group.done.set_exception(error)
             group.done.exception()  # retrieved here too, so a failure nobody else awaits is not logged twice
 
-        def committed(fut: asyncio.Future[None]) -> None:
-            """Runs before the writer lock is released (its callback was added first), so this group's sync
-            is queued before the next group can commit."""
-            if fut.cancelled() or fut.exception() is not None or not group.durable:
+        def committed(fut: asyncio.Future[concurrent.futures.Future[None] | None]) -> None:
+            """The group is answered when its sync is done (a sync queued after the commit, in commit order,
+            behind any earlier group's); a group that needs none, or whose commit failed, at once. (A shut-down
+            syncer refuses the sync: the commit's future carries that error, and the group learns it.)"""
+            synced = None if fut.cancelled() or fut.exception() is not None else fut.result()
+            if synced is None:
                 settle(fut)
                 return
-            try:
-                synced = writer.sync_later()
-            except RuntimeError as exc:  # the syncer is shut down: the group learns so rather than wait forever
-                if not group.done.done():
-                    group.done.set_exception(exc)
-                    group.done.exception()
-                return
-            synced.add_done_callback(settle)
+            asyncio.wrap_future(synced).add_done_callback(settle)
 
         commit.add_done_callback(committed)
         await asyncio.shield(commit)
