@@ -143,7 +143,7 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
     except orjson.JSONDecodeError:
         return _json(rpc.error_response(None, rpc.RpcError(rpc.PARSE_ERROR, "Parse error: invalid JSON")))
     request_id = rpc.safe_id(body)
-    if rpc.too_deep(body):
+    if rpc.too_deep(body, raw=raw):
         err = rpc.RpcError(rpc.INVALID_PARAMS, f"Invalid params: nested deeper than {rpc.MAX_DEPTH} levels")
         return _json(rpc.error_response(request_id, err))
     verifier = request.app[VERIFIER_KEY]

@@ -89,8 +89,13 @@ MAX_DEPTH = 64
 is refused before anything reads it, so no validator or agent recurses through it."""
 
 
-def too_deep(body: Any, limit: int = MAX_DEPTH) -> bool:
-    """True when ``body`` nests objects or arrays more than ``limit`` levels deep (checked without recursion)."""
+def too_deep(body: Any, limit: int = MAX_DEPTH, raw: bytes | None = None) -> bool:
+    """True when ``body`` nests objects or arrays more than ``limit`` levels deep (checked without recursion).
+
+    ``raw``, the JSON text ``body`` was parsed from, settles most bodies without a walk: every level opens
+    with a ``{`` or a ``[``, so a text holding no more of them than ``limit`` cannot nest deeper."""
+    if raw is not None and raw.count(b"{") + raw.count(b"[") <= limit:
+        return False
     stack: list[tuple[Any, int]] = [(body, 1)]
     while stack:
         value, depth = stack.pop()
