@@ -174,8 +174,15 @@ class Airlock:
 
 
 def start_airlock(
-    name: str, workdir: Path, store: str | None, *, replicas: int = 1, options: tuple[str, ...] = ()
+    name: str,
+    workdir: Path,
+    store: str | None,
+    *,
+    replicas: int = 1,
+    options: tuple[str, ...] = (),
+    cores: tuple[str, ...] = (SERVER_CORE,),
 ) -> Airlock:
+    """``replicas`` servers over one store, replica ``i`` on ``cores[i % len(cores)]``."""
     home = workdir / name
     home.mkdir(parents=True, exist_ok=True)
     airlock = Airlock(name, home)
@@ -206,7 +213,7 @@ def start_airlock(
         if store:
             argv += ["--store", store]
         argv += options
-        proc = start(f"{name}-{i + 1}", argv, home, env={"AIRLOCK_HOME": str(home)})
+        proc = start(f"{name}-{i + 1}", argv, home, core=cores[i % len(cores)], env={"AIRLOCK_HOME": str(home)})
         mesh, gateway = f"http://127.0.0.1:{mesh_port}", f"http://127.0.0.1:{gateway_port}"
         airlock.replicas.append((proc, mesh, gateway))
         try:

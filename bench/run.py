@@ -27,7 +27,7 @@ from typing import Any
 from bench import report
 from bench.load import run_loadgen, run_wrk
 from bench.loadgen import ALLOW_TOOL, HOLD_TOOL, RESOLVE_BODY, send_body
-from bench.procs import LOAD_CORE, Airlock, Proc, free_port, http, start, start_airlock, wait_http
+from bench.procs import LOAD_CORE, SERVER_CORE, Airlock, Proc, free_port, http, start, start_airlock, wait_http
 
 PG_URL = os.environ.get("AIRLOCK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -36,6 +36,8 @@ CHANNEL = "bench-hook"
 HOLD_POLICY = "bench-hold"
 ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
 SAME_CORE = "both replicas on core 0"  # every server runs on the server core, replicas too
+# the split a machine of two cores can show: a replica on each core, the second sharing its core with the load
+APART = "a replica on each core, the second beside the load; PostgreSQL unpinned"
 
 
 @dataclass
@@ -143,6 +145,7 @@ class Bench:
         hold: bool = True,
         notify: bool = True,
         options: tuple[str, ...] = (),
+        cores: tuple[str, ...] = (SERVER_CORE,),
     ) -> Airlock:
         """A fresh Airlock with 50 policies that never match and, with ``hold``, one require_approval policy
         for ``bench.hold`` that (with ``notify``) notifies a webhook channel."""
@@ -150,7 +153,7 @@ class Bench:
             schema = f"bench_{uuid.uuid4().hex[:12]}"
             self.schemas.append(schema)
             store = f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
-        airlock = start_airlock(name, self.work, store, replicas=replicas, options=options)
+        airlock = start_airlock(name, self.work, store, replicas=replicas, options=options, cores=cores)
         self.airlocks.append(airlock)
         airlock.admin = airlock.token("bench-admin", "admin")
         airlock.agent = airlock.token("bench-agent", "agent")
@@ -443,7 +446,7 @@ class Bench:
                 if m["latency_from"] != "script":
                     text += " (in p50/p99)"
             if len(airlock.replicas) > 1:
-                text += f" ({SAME_CORE})"
+                text += f" ({APART if 'core each' in label else SAME_CORE})"
             self.rows.append(report.row(label, 32, m, text))
 
     def scenario_pending_memory(self) -> None:
@@ -573,27 +576,25 @@ class Bench:
         """The allow half of 7 on PostgreSQL, 1 and 2 replicas; returns the servers for the resolve half."""
         pg1 = self.airlock("pg-1", store="pg")
         pg2 = self.airlock("pg-2", store="pg", replicas=2)
+        apart = self.airlock("pg-2-apart", store="pg", replicas=2, cores=(SERVER_CORE, LOAD_CORE))
         print("scenario 7 allow on PostgreSQL", file=sys.stderr, flush=True)
+        pairs = (("pg2", pg2, "2 replicas", SAME_CORE), ("apart", apart, "2 replicas, a core each", APART))
         for c in self.opts.concurrency:
             targets = [(f"pg1@c{c}", self.send_run(f"{pg1.mesh_urls[0]}/", "allow", pg1.agent, c, pg1.procs))]
             if c > 1:
-                addrs = [u.removeprefix("http://") for u in pg2.mesh_urls]
-                targets.append(
-                    (f"pg2@c{c}", self.send_run(f"{pg2.mesh_urls[0]}/", "allow", pg2.agent, c, pg2.procs, addrs))
-                )
+                for key, two, _, _ in pairs:
+                    addrs = [u.removeprefix("http://") for u in two.mesh_urls]
+                    targets.append(
+                        (f"{key}@c{c}", self.send_run(f"{two.mesh_urls[0]}/", "allow", two.agent, c, two.procs, addrs))
+                    )
             med = self.rotate(targets)
             self.rows.append(report.row("7 allow (pg, 1 replica)", c, med[f"pg1@c{c}"]))
             if c > 1:
-                m2 = med[f"pg2@c{c}"]
-                self.rows.append(
-                    report.row(
-                        "7 allow (pg, 2 replicas)",
-                        c,
-                        m2,
-                        f"{report.ratio(m2['rps'], med[f'pg1@c{c}']['rps'])}x 1 replica ({SAME_CORE})",
-                    )
-                )
-        return [("pg, 1 replica", pg1), ("pg, 2 replicas", pg2)]
+                for key, _, label, where in pairs:
+                    m2 = med[f"{key}@c{c}"]
+                    ratio = report.ratio(m2["rps"], med[f"pg1@c{c}"]["rps"])
+                    self.rows.append(report.row(f"7 allow (pg, {label})", c, m2, f"{ratio}x 1 replica ({where})"))
+        return [("pg, 1 replica", pg1), ("pg, 2 replicas", pg2), ("pg, 2 replicas, a core each", apart)]
 
     def run(self) -> None:
         want = set(self.opts.scenarios)

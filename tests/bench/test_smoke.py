@@ -45,6 +45,8 @@ def test_every_scenario_runs(wrk: str, tmp_path: Path) -> None:
     for prefix in expected:
         assert any(n.startswith(prefix) for n in names), f"no row for {prefix!r} in {names}"
     assert names.count("1 allow, --unsynced-turns") == 2, names  # at c=1 and at c=32
+    if not pg_skipped:  # two replicas on one core, and a replica on each core
+        assert "7 allow (pg, 2 replicas, a core each)" in names and "7 resolve (pg, 2 replicas, a core each)" in names
 
     for r in result["rows"]:
         if r["rps"] is not None:
