@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import shutil
 import signal
@@ -112,12 +113,23 @@ async def start_sites(
     return runners, gate
 
 
+def settle_heap() -> None:
+    """Once the servers are up: what start-up made (modules, classes, the apps, the store's connections) is
+    moved out of the cyclic garbage collector's sight. It lives as long as the process, yet every full
+    collection walked all of it while every request waited: under load those pauses were most of the 99th
+    percentile's latency (63–73 ms against 23–29 ms frozen, at 32 clients). Garbage is collected first, so
+    none of it is kept forever."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(args: argparse.Namespace) -> None:
     apps, mesh_url, gateway_url = build_apps(args)
     accept_errors = AcceptErrors(asyncio.get_running_loop()).install()
     runners: list[web.AppRunner] = []
     try:
         runners, _ = await start_sites(apps, args.host, connection_limits(args))
+        settle_heap()
         if args.auth == "none":
             log.warning(
                 "AUTH IS OFF (--auth none): anyone who can reach these ports can send and resolve. Development only."
