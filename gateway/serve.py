@@ -117,7 +117,7 @@ def settle_heap() -> None:
     """Once the servers are up: what start-up made (modules, classes, the apps, the store's connections) is
     moved out of the cyclic garbage collector's sight. It lives as long as the process, yet every full
     collection walked all of it while every request waited: under load those pauses were most of the 99th
-    percentile's latency (63–73 ms against 23–29 ms frozen, at 32 clients). Garbage is collected first, so
+    percentile's latency (63 to 73 ms against 23 to 29 ms frozen, at 32 clients). Garbage is collected first, so
     none of it is kept forever."""
     gc.collect()
     gc.freeze()
