@@ -64,8 +64,15 @@ async def test_the_same_delivery_keeps_its_id_across_retries(airlock: Airlock, r
     await held_on(airlock, "hook")
     await wait_for(lambda: len(receiver.raw) >= 1, 10.0)
     _, headers = receiver.raw[0]
-    with sqlite3.connect(airlock.home / "airlock.db") as conn:
-        [(row_id, attempts)] = conn.execute("SELECT id, attempts FROM outbox WHERE kind = 'notify'").fetchall()
+
+    def delivered() -> list[tuple[int, int]]:  # the outcome is recorded a moment after the receiver answered
+        with sqlite3.connect(airlock.home / "airlock.db") as conn:
+            return conn.execute(
+                "SELECT id, attempts FROM outbox WHERE kind = 'notify' AND delivered_at IS NOT NULL"
+            ).fetchall()
+
+    await wait_for(lambda: bool(delivered()), 10.0)
+    [(row_id, attempts)] = delivered()
     assert headers["webhook-id"] == f"msg_{row_id}" and attempts == 2
 
 
