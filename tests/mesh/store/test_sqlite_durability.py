@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from mesh.agents.base import AgentRegistry
+from mesh.audit import audit_key, verify_chain
 from mesh.auth import Principal
 from mesh.core.config import MeshConfig
 from mesh.store.base import OutboxAttempt
@@ -257,3 +258,57 @@ async def test_a_turn_that_leaves_a_person_an_agent_s_form_is_synced_even_with_t
     asked = await send_to(mesh, Principal("bot", "default", frozenset({"agent"})), body)
     assert asked["status"]["state"] == "input-required" and syncs == ["wal"]
     assert on_disk(store.path, "SELECT kind, status FROM approvals") == [("input", "pending")]
+
+
+def test_allowed_calls_answered_together_survive_a_killed_process_with_their_history_and_chain(
+    tmp_path: Path,
+) -> None:
+    """Kill -9 right after 40 allowed calls were answered, sent together so they share group commits: every
+    task is there with its whole history (kept in its own row), and the audit chain verifies with its
+    signed head, after a restart that goes on extending it."""
+    path = tmp_path / "allowed.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal
+        from mesh.auth import Principal
+        from mesh.core.config import MeshConfig
+        from mesh.store.sqlite import SQLiteStore
+        from mesh.wire.models import MessageSendParams
+        from mesh.wiring import Mesh
+        from tests.mesh.store.test_sqlite_durability import send
+
+        async def main():
+            store = SQLiteStore({str(path)!r})
+            await store.open()
+            mesh = Mesh(store, MeshConfig(callback_key=b"k" * 32))
+            agent = Principal("bot", "default", frozenset({{"agent"}}))
+            sends = [mesh.tasks.send_message(agent, MessageSendParams.model_validate(send("safe"))) for _ in range(40)]
+            answered = await asyncio.gather(*sends)
+            assert all(t["status"]["state"] == "completed" for t in answered)
+            print(" ".join(t["id"] for t in answered), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    answered = proc.stdout.split()
+    assert len(answered) == 40
+
+    async def check() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        mesh = Mesh(store, MeshConfig(callback_key=b"k" * 32))
+        try:
+            for task_id in answered:
+                got = await mesh.tasks.get_task(Principal("bot", "default", frozenset({"agent"})), task_id, None)
+                assert got["status"]["state"] == "completed"
+                assert [m["role"] for m in got["history"]] == ["user", "agent"]
+            await send_to(mesh, Principal("bot", "default", frozenset({"agent"})), send("safe"))  # the chain goes on
+            report = await verify_chain(store, audit_key(b"k" * 32))
+            assert report.ok and report.signed and report.entries >= 41, report
+        finally:
+            await store.close()
+
+    asyncio.run(check())
