@@ -30,7 +30,9 @@ WHITESPACE = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028
 EMAIL_PATTERN = rf"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$"
 _EMAIL_RE = re.compile(EMAIL_PATTERN)
 
-_COMMON_KEYS = frozenset({"id", "type", "label", "required", "sensitive", "placeholder", "description", "default"})
+_COMMON_KEYS = frozenset(
+    {"id", "type", "label", "required", "sensitive", "placeholder", "description", "default"}
+)
 _EXTRA_KEYS: dict[str, frozenset[str]] = {
     "action": frozenset({"options"}),
     "select": frozenset({"options"}),

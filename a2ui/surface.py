@@ -64,7 +64,9 @@ def _checks(field: dict[str, Any], label: str) -> list[dict[str, Any]]:
         )
     if field_type == "number" and ("min" in field or "max" in field):
         bounds = {key: field[key] for key in ("min", "max") if key in field}
-        checks.append({"condition": _call("numeric", value=value, **bounds), "message": f"{label} is out of range"})
+        checks.append(
+            {"condition": _call("numeric", value=value, **bounds), "message": f"{label} is out of range"}
+        )
     return checks
 
 
@@ -127,7 +129,8 @@ def _field_components(field: dict[str, Any], inputs: dict[str, Any]) -> list[dic
     if field_type == "select":
         component["variant"] = "mutuallyExclusive"
         component["options"] = [
-            {"label": option.get("label", option["value"]), "value": option["value"]} for option in field["options"]
+            {"label": option.get("label", option["value"]), "value": option["value"]}
+            for option in field["options"]
         ]
     elif field_type in _TEXT_VARIANTS:
         component["variant"] = _TEXT_VARIANTS[field_type]
@@ -200,7 +203,9 @@ def form_to_surface(form: dict[str, Any], surface_id: str) -> list[dict[str, Any
     ]
     initial = _initial_data(fields)
     if initial:
-        messages.append({"version": A2UI_VERSION, "updateDataModel": {"surfaceId": surface_id, "value": initial}})
+        messages.append(
+            {"version": A2UI_VERSION, "updateDataModel": {"surfaceId": surface_id, "value": initial}}
+        )
     return messages
 
 

@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--jwt-secret", default=env("JWT_SECRET"))
     token.add_argument("--audience", default=env("JWT_AUDIENCE"))
     token.add_argument("--issuer", default=env("JWT_ISSUER"))
-    link = sub.add_parser("login-link", help="print a single-use URL that signs in to the dashboard (valid 10 minutes)")
+    link = sub.add_parser(
+        "login-link", help="print a single-use URL that signs in to the dashboard (valid 10 minutes)"
+    )
     link.add_argument("--sub", required=True)
     link.add_argument("--tenant", default="default")
     link.add_argument(

@@ -72,7 +72,9 @@ def latency_middleware(app_name: str) -> Callable[[web.Request, Handler], Awaita
             return response
         finally:
             if not streamed:
-                child(REQUEST_LATENCY, app_name, route_of(request), request.method).observe(time.perf_counter() - start)
+                child(REQUEST_LATENCY, app_name, route_of(request), request.method).observe(
+                    time.perf_counter() - start
+                )
 
     return middleware
 

@@ -242,7 +242,9 @@ async def queue(request: web.Request) -> web.Response:
     principal, csrf = signed_in(request)
     mesh = request.app[MESH]
     now = mesh.clock()
-    rows, total = await mesh.store.list_pending(principal.tenant, session_id=None, now=now, limit=QUEUE_LIMIT, offset=0)
+    rows, total = await mesh.store.list_pending(
+        principal.tenant, session_id=None, now=now, limit=QUEUE_LIMIT, offset=0
+    )
     groups = await mesh.store.run_groups(principal.tenant, now)
     cards = [card_view(a, principal.sub) for a in rows]
     return render(
@@ -284,4 +286,6 @@ async def policies(request: web.Request) -> web.Response:
     if not principal.is_admin:
         return render(request, "forbidden.html", page(request, principal, csrf, "policies"), status=403)
     listed = await request.app[MESH].policy_admin.list_policies(principal.tenant)
-    return render(request, "policies.html", page(request, principal, csrf, "policies", policies=policy_rows(listed)))
+    return render(
+        request, "policies.html", page(request, principal, csrf, "policies", policies=policy_rows(listed))
+    )

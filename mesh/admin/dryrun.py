@@ -65,7 +65,9 @@ def parse_since(value: str, now: float) -> float:
     try:
         return now - parse_duration(value)
     except ValueError:
-        raise ValueError("must be an RFC 3339 date-time (2025-06-01T12:00:00Z) or a duration such as '24h'") from None
+        raise ValueError(
+            "must be an RFC 3339 date-time (2025-06-01T12:00:00Z) or a duration such as '24h'"
+        ) from None
 
 
 def _example(record: DecisionRecord, before: Decision, after: Decision, ids: frozenset[str]) -> dict[str, Any]:

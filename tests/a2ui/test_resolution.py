@@ -74,7 +74,9 @@ def test_schema_shapes_per_field_type() -> None:
 
 
 def test_optional_action_field_is_not_required() -> None:
-    form = make_form("t", "d", [{"id": "go", "type": "action", "required": False, "options": [{"value": "y"}]}])
+    form = make_form(
+        "t", "d", [{"id": "go", "type": "action", "required": False, "options": [{"value": "y"}]}]
+    )
     assert form_to_schema(form)["required"] == []
 
 

@@ -101,7 +101,9 @@ def test_validator_accepts_official_example_and_rejects_junk(message_validator: 
     assert not message_validator.is_valid(bad_field)
 
 
-@pytest.mark.parametrize("form", [approval_form("bulk_delete_expired"), ALL_TYPES], ids=["approval", "all-types"])
+@pytest.mark.parametrize(
+    "form", [approval_form("bulk_delete_expired"), ALL_TYPES], ids=["approval", "all-types"]
+)
 def test_messages_validate_against_official_schema(
     message_validator: Draft202012Validator, form: dict[str, Any]
 ) -> None:

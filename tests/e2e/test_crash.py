@@ -305,12 +305,9 @@ async def check_after(
 
             async def approve(task_id: str) -> None:
                 url = f"{server.gateway_url}/messages/{task_id}/resolve"
-                async with (
-                    limit,
-                    session.post(
-                        url, json={"resolution": {"decision": "approve"}}, headers=bearer(tokens["approver"])
-                    ) as r,
-                ):
+                async with limit, session.post(
+                    url, json={"resolution": {"decision": "approve"}}, headers=bearer(tokens["approver"])
+                ) as r:
                     assert r.status == 200, await r.text()
 
             await asyncio.gather(*(approve(a.task_id) for a in still))

@@ -124,7 +124,9 @@ def test_token_names_its_home_and_warns_only_when_it_makes_the_secret(
     assert f"using AIRLOCK_HOME={home.resolve()}" in second and "warning" not in second
 
 
-def test_the_start_banner_names_an_airlock_command_that_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_start_banner_names_an_airlock_command_that_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gateway.serve import command_path
 
     script = tmp_path / ".venv" / "bin" / "airlock"

@@ -234,7 +234,9 @@ def test_plugin_errors_fail_closed_for_restrictive_policies(
 
 def test_stored_policy_with_missing_plugin_fails_closed() -> None:
     ghost = pol("ghost", "ask").model_copy(update={"plugin": "uninstalled_plugin"})
-    allow_ghost = pol("allow_ghost", "allow", priority=500).model_copy(update={"plugin": "uninstalled_plugin"})
+    allow_ghost = pol("allow_ghost", "allow", priority=500).model_copy(
+        update={"plugin": "uninstalled_plugin"}
+    )
     compiled = compile_policies([ghost, allow_ghost])
     assert len(compiled.problems) == 2
     decision = compiled.evaluate(call())

@@ -209,7 +209,9 @@ def test_unknown_keys_are_all_named() -> None:
 @pytest.fixture
 def stored() -> Policy:
     policy = parse_policy(body(channels=["slack"], timeout="1h"), "acme")
-    return policy.model_copy(update={"created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"})
+    return policy.model_copy(
+        update={"created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"}
+    )
 
 
 def test_update_changes_only_given_fields_and_keeps_identity(stored: Policy) -> None:

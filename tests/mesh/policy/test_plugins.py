@@ -266,7 +266,9 @@ def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_builtins_are_registered() -> None:
-    assert {"bulk_operation", "tool_match", "command_match", "path_match", "always"} <= set(available_plugins())
+    assert {"bulk_operation", "tool_match", "command_match", "path_match", "always"} <= set(
+        available_plugins()
+    )
     assert get_plugin("tool_match") is ToolMatch
 
 

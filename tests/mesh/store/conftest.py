@@ -32,3 +32,5 @@ async def store(new_store: Factory) -> AsyncIterator[Store]:
     await s.open()
     yield s
     await s.close()
+
+
