@@ -5,7 +5,6 @@ restarts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -310,10 +309,34 @@ async def test_closing_with_a_group_open_commits_it(url: str) -> None:
         await again.close()
 
 
-def test_group_lost_is_an_asyncpg_error() -> None:
-    with contextlib.suppress(GroupLost):
-        raise GroupLost("x")
-    assert issubclass(GroupLost, asyncpg.InterfaceError)
+async def test_a_connection_lost_mid_group_fails_every_unit_in_it_and_the_next_unit_goes_on(
+    store: PostgresStore,
+) -> None:
+    n = 4
+
+    async def unit(i: int) -> None:
+        async with store.transaction() as tx:
+            await tx.audit(tenant="default", kind="k", actor="a", subject=f"l{i}", detail={}, now=time.time())
+            await tx.insert_task(task(f"l{i}"))
+            if i == 0:
+                await together(store, n)
+            if i == 2:  # the group's backend goes away under it
+                pid = (await tx.fetchone("SELECT pg_backend_pid()"))[0]  # type: ignore[attr-defined]
+                other = await asyncpg.connect(store.dsn)
+                try:
+                    await other.execute("SELECT pg_terminate_backend($1)", pid)
+                finally:
+                    await other.close()
+                await tx.fetchone("SELECT 1")  # type: ignore[attr-defined]
+
+    lead = asyncio.create_task(unit(0))
+    await asyncio.sleep(0.05)
+    results = await asyncio.wait_for(asyncio.gather(lead, *(unit(i) for i in range(1, n)), return_exceptions=True), 10)
+    assert isinstance(results[0], GroupLost) and isinstance(results[1], GroupLost), results
+    assert isinstance(results[2], Exception) and results[3] is None, results
+    assert await stored_ids(store, "tasks", "id") == {"l3"}  # the next unit began a group on a new connection
+    report = await verify_chain(store, KEY)
+    assert report.ok and report.entries == 1, report
 
 
 async def test_appends_to_one_task_from_two_replicas_number_every_message_once_in_order(url: str) -> None:
