@@ -363,3 +363,39 @@ async def test_appends_to_one_task_from_two_replicas_number_every_message_once_i
     finally:
         await a.close()
         await b.close()
+
+
+async def test_replicas_racing_to_decide_the_same_approvals_in_groups_get_one_winner_each(url: str) -> None:
+    """First-writer-wins stays the conditional UPDATE: groups on two replicas, each unit deciding an approval
+    and auditing it, never deadlock (a group takes the chain's lock before any row) and each approval is won
+    once."""
+    from tests.mesh.store.test_store import approval
+
+    a, b = await opened(url), await opened(url)
+    ids = [f"ap{i}" for i in range(24)]
+    try:
+        async with a.transaction() as tx:
+            for i in ids:
+                await tx.insert_approval(approval(i, f"t-{i}"))
+        won: list[str] = []
+
+        async def decide(store: PostgresStore, name: str, approval_id: str) -> None:
+            async with store.transaction() as tx:
+                if await tx.decide_approval(
+                    approval_id, status="approved", now=2000.0, resolved_by=name, surface="test", values=None
+                ):
+                    await tx.audit(
+                        tenant="default", kind="approval.resolved", actor=name, subject=approval_id, detail={}, now=1.0
+                    )
+                    won.append(approval_id)
+
+        order = {a: ids, b: list(reversed(ids))}  # the two replicas take the rows in opposite orders
+        await asyncio.wait_for(
+            asyncio.gather(*(decide(s, n, i) for s, n in ((a, "a"), (b, "b")) for i in order[s])), 20
+        )
+        assert sorted(won) == sorted(ids)  # each once
+        report = await verify_chain(a, KEY)
+        assert report.ok and report.entries == len(ids), report
+    finally:
+        await a.close()
+        await b.close()
