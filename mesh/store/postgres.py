@@ -7,19 +7,47 @@ never fork them; the outbox is claimed with ``FOR UPDATE SKIP LOCKED``. First-wr
 one conditional UPDATE, whose row count PostgreSQL reports exactly under concurrency (READ COMMITTED
 re-checks the WHERE clause on the row it waited for).
 
+Group commit, as the SQLite engine does it: units of work that arrive while another is running join one
+PostgreSQL transaction on one connection, each unit after the first in a SAVEPOINT of its own (a failing unit
+rolls back to it and fails alone; the first unit of a group, with nothing before it, rolls back the whole
+transaction and the next unit begins another). The last unit of the group — nobody else waiting, or
+``MAX_GROUP`` reached — commits, and every unit is answered only once that COMMIT has returned; a commit or
+a connection that fails fails every unit of the group. An asyncio lock orders the units' use of the
+connection and decides nothing: first-writer-wins and the quorum are still the conditional UPDATEs, now
+possibly inside a savepoint. Reads outside units use the pool; units use a connection of the store's own (a
+group waiting behind the readers for a pooled one would hold up every unit queued behind it).
+
+Round trips: the boundary between two units is one simple-protocol query (``RELEASE SAVEPOINT unit;
+SAVEPOINT unit``), a unit's deferred inserts go as one statement of data-modifying CTEs, and the commit is one
+query that also writes the audit chain's head row (and, for a group of units that are all ``durable=False``,
+``SET LOCAL synchronous_commit = off``; a group with any durable unit waits for the WAL flush).
+
+The audit chain: a group takes the chain's advisory lock with its ``BEGIN`` — before any row lock, so a group
+holding the chain never waits for a row held by another replica's group that waits for the chain (the
+groups of all replicas take their turns at one lock, a turn per group rather than per unit). The head is read
+once per group, under that lock, with the first entry's waiting inserts; it is kept in memory for the rest of
+the group, and its row is written once, in the commit query. A unit rolled back puts the head back as it found
+it. The head is never kept from one group to the next: other replicas write between them.
+
+Cancellation: a unit's statements run as tasks of their own, one after another on the group's connection, so a
+caller cancelled while its statement is in flight leaves the statement to finish (asyncpg would otherwise send
+a cancel request that could land on the next unit's statement) and the unit is then rolled back to its
+savepoint behind it; the asyncio lock is released only when the connection is idle.
+
 Events cross replicas with LISTEN/NOTIFY on channel ``airlock_events`` (``airlock_events_<schema>`` in a schema).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -53,6 +81,25 @@ BEGIN
 END
 $fn$"""
 AUDIT_HEAD_LOCKED = "SELECT head_seq, head_hash FROM airlock_audit_head(?)"
+# A group's transaction takes the chain's lock first, before any row lock (see the module's doc).
+GROUP_BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({AUDIT_LOCK})"
+FIRST_SAVEPOINT = "SAVEPOINT unit"
+NEXT_SAVEPOINT = "RELEASE SAVEPOINT unit; SAVEPOINT unit"  # one simple-protocol query between two units
+UNDO_UNIT = "ROLLBACK TO SAVEPOINT unit"
+# Units sharing one transaction at most, so a steady stream still commits often; and each unit after the first
+# is a subtransaction: PostgreSQL keeps 64 of a transaction's subtransaction ids in shared memory, past that
+# every snapshot in the cluster looks them up on disk.
+MAX_GROUP = 32
+
+# A task's new messages in one statement, numbered after its last one — read by this statement, so after the
+# task's lock was taken by an earlier one; ``WITH ORDINALITY`` keeps their order.
+HISTORY_APPEND = (
+    "INSERT INTO history (task_id, seq, message) "
+    "SELECT ?, last.seq + m.n, m.message FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM history WHERE task_id = ?) "
+    "AS last, unnest(?::text[]) WITH ORDINALITY AS m(message, n)"
+)
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=512)
@@ -77,14 +124,23 @@ def split_schema(url: str) -> tuple[str, str | None]:
 
 
 def _batchable(sql: str) -> bool:
-    """A deferred statement that may share one statement with others as a data-modifying CTE: an INSERT of
-    given values, which reads nothing another part of the batch writes (the parts of one statement do not
-    see each other's rows, so an INSERT … SELECT MAX(seq) or an UPDATE runs on its own)."""
-    return sql.startswith("INSERT INTO") and " SELECT " not in sql
+    """A deferred statement that may share one statement with others as a data-modifying CTE. The parts of one
+    statement do not see each other's rows, so only those that read nothing but the table they write: an INSERT
+    of given values, an UPDATE without a subquery (an INSERT … SELECT MAX(seq) runs on its own), and
+    :data:`HISTORY_APPEND`, which reads only its own table; a batch never holds two parts on one table."""
+    if sql == HISTORY_APPEND:
+        return True
+    return (sql.startswith("INSERT INTO ") or sql.startswith("UPDATE ")) and " SELECT " not in sql
 
 
-def _table(insert: str) -> str:
-    return insert.split(" ", 3)[2]
+def _reads_any(sql: str, tables: set[str]) -> bool:
+    return any(re.search(rf"\b{table}\b", sql) for table in tables)
+
+
+def _table(statement: str) -> str:
+    """The table an ``INSERT INTO t …`` or ``UPDATE t …`` writes."""
+    words = statement.split(" ", 3)
+    return words[1] if words[0] == "UPDATE" else words[2]
 
 
 @lru_cache(maxsize=256)
@@ -96,20 +152,210 @@ def batched(parts: tuple[str, ...], tail: str | None) -> str:
     return to_dollar(f"WITH {ctes} {tail or 'SELECT 1'}")
 
 
+class GroupLost(asyncpg.InterfaceError):
+    """The transaction a unit was committed into, or was to join, is gone: its writes were not made."""
+
+
+class _Line:
+    """The connection a store's units take turns on, and the order they take it in: every statement runs as a
+    task of its own, queued behind the one before (FIFO), so that a caller cancelled while its statement is in
+    flight does not cancel the statement — asyncpg would send the server a cancel request, which can land on
+    whatever runs next on the connection and abort the shared transaction.
+
+    The connection is the line's own, not the pool's: a group waiting behind the readers for a pooled
+    connection would hold up every unit queued behind it. Made at the first statement, kept from one group
+    to the next, and dropped (made again by the next group) when a group on it is lost."""
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        self._connect = connect
+        self.conn: asyncpg.Connection | None = None
+        self._last: asyncio.Task[Any] | None = None
+
+    async def connection(self, *, fresh: bool) -> asyncpg.Connection:
+        """The line's connection; with ``fresh`` (no transaction is open on it) a closed one is made again."""
+        if self.conn is None or (fresh and self.conn.is_closed()):
+            self.conn = await self._connect()
+        return self.conn
+
+    def drop(self) -> None:
+        """After a group was lost: whatever the connection's state, the next group starts on a new one."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.terminate()
+
+    async def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def submit(self, op: Callable[[_Line], Awaitable[T]]) -> asyncio.Task[T]:
+        """Queue ``op`` behind what is queued: it runs even if nobody awaits it."""
+        before = self._last
+
+        async def run() -> T:
+            if before is not None and not before.done():
+                await asyncio.wait((before,))
+            return await op(self)
+
+        task = asyncio.get_running_loop().create_task(run())
+        task.add_done_callback(_observed)
+        self._last = task
+        return task
+
+    async def call(self, op: Callable[[_Line], Awaitable[T]]) -> T:
+        """Run ``op`` in turn; a cancelled caller stops waiting for it, the statement does not stop."""
+        return await asyncio.shield(self.submit(op))
+
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything queued is done (at once when nothing is)."""
+        if self._last is not None and not self._last.done():
+            self._last.add_done_callback(lambda _: callback())
+        else:
+            callback()
+
+
+def _observed(task: asyncio.Task[Any]) -> None:
+    """A statement whose caller was cancelled has nobody to read its error: read here, so it is not logged as
+    never retrieved (the unit is rolled back behind it)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _Unit:
+    """Where one unit stands in its group's transaction."""
+
+    __slots__ = ("began", "entered")
+
+    def __init__(self) -> None:
+        self.entered = False  # its first statement was sent (after BEGIN or its SAVEPOINT)
+        self.began = False  # it began the group's transaction: no savepoint, undone by ROLLBACK
+
+
+class _Group:
+    """Units of work sharing one PostgreSQL transaction; ``done`` resolves when it is committed (or fails when
+    it is lost, so that no unit in it is answered as written). Also the audit chain's head as the group's
+    entries leave it (see the module's doc): ``head`` is (seq, hash) of the last entry, ``known`` says it was
+    read in this transaction, ``unwritten`` is the head row the commit writes."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.units = 0
+        self.begun = False  # BEGIN was sent: the transaction is open and holds the chain's lock
+        self.savepoint = False  # a unit's savepoint is open (released when the next unit enters)
+        self.durable = False  # a unit in it must wait for the WAL flush
+        self.head: tuple[Any, ...] | None = None
+        self.known = False
+        self.unwritten: tuple[Any, ...] | None = None
+
+    def chain(self) -> tuple[Any, ...]:
+        return (self.head, self.known, self.unwritten)
+
+    def lose(self, exc: BaseException) -> None:
+        """The transaction is gone: every unit in it learns so instead of being answered as written."""
+        if not self.done.done():
+            self.done.set_exception(GroupLost(f"the shared transaction was rolled back: {exc}"))
+            self.done.exception()  # retrieved, so it is not logged as unobserved when no other unit waits
+
+    async def enter(self, line: _Line, unit: _Unit) -> asyncpg.Connection:
+        """On the line, before a unit's statement: begin the group's transaction, or open the unit's savepoint
+        (releasing the one before), in one simple-protocol query."""
+        if self.done.done():
+            raise GroupLost("the transaction this unit was to join was rolled back")
+        conn = await line.connection(fresh=not self.begun)
+        if unit.entered:
+            return conn
+        unit.entered = True
+        if not self.begun:
+            self.begun = unit.began = True
+            await conn.execute(GROUP_BEGIN)
+        else:
+            boundary = NEXT_SAVEPOINT if self.savepoint else FIRST_SAVEPOINT
+            self.savepoint = True
+            await conn.execute(boundary)
+        return conn
+
+    async def undo(self, line: _Line, unit: _Unit) -> None:
+        """On the line, after the unit's last statement: undo what of it ran. A failure to undo means the
+        connection or the transaction is gone, and with it the whole group."""
+        if not unit.entered or self.done.done():
+            return
+        try:
+            if unit.began:  # nothing before it in the transaction: it all goes, and the next unit begins again
+                self.begun = self.savepoint = False
+                await line.conn.execute("ROLLBACK")  # type: ignore[union-attr]
+            else:
+                await line.conn.execute(UNDO_UNIT)  # type: ignore[union-attr]
+        except BaseException as exc:
+            self.lose(exc)
+            line.drop()
+            raise
+
+    async def commit(self, line: _Line) -> None:
+        """On the line, after the group's last statement: one query writes the chain's head and commits; then
+        the units learn the outcome."""
+        try:
+            if self.begun and not self.done.done():
+                conn = line.conn
+                assert conn is not None
+                parts = [] if self.durable else ["SET LOCAL synchronous_commit = off"]
+                if self.unwritten is not None:
+                    put = head_put_literal(self.unwritten)
+                    if put is None:
+                        await conn.execute(to_dollar(AUDIT_HEAD_PUT), *self.unwritten)
+                    else:
+                        parts.append(put)
+                await conn.execute("; ".join([*parts, "COMMIT"]))
+        except BaseException as exc:
+            self.lose(exc)
+            line.drop()
+            raise
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+_HEX = re.compile(r"[0-9a-f]{1,128}")
+
+
+def head_put_literal(head: Sequence[Any]) -> str | None:
+    """:data:`AUDIT_HEAD_PUT` with its values written in, to go in the commit's simple-protocol query (which
+    takes no parameters); None unless they are an integer and two hex digests, the only values it can hold."""
+    seq, digest, mac = head
+    if type(seq) is not int or not isinstance(digest, str) or not isinstance(mac, str):
+        return None
+    if not (_HEX.fullmatch(digest) and _HEX.fullmatch(mac)):
+        return None
+    values = iter((str(seq), f"'{digest}'", f"'{mac}'"))
+    return re.sub(r"\?", lambda _: next(values), AUDIT_HEAD_PUT)
+
+
 class PgTx(SqlTx):
     """Statements nobody reads the result of wait, and go to the server together — as one statement of
     CTEs — with the next statement that needs an answer, or at the unit's end: each round trip to the
-    server costs more than the statement it carries, and the audit chain's lock is held for all those made
-    after it is taken, by every replica's turns in turn."""
+    server costs more than the statement it carries, and the group holds the audit chain's lock through all
+    of them. Every statement runs in turn on the group's line (see :class:`_Line`)."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
+    def __init__(self, line: _Line, group: _Group) -> None:
+        self._line = line
+        self._group = group
+        self._unit = _Unit()
+        self._sent = False  # something of this unit was queued on the line
         self._pending: list[tuple[str, Sequence[Any]]] = []
+        self._chain_before = group.chain()  # what a rollback of this unit puts back
+
+    async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        group, unit = self._group, self._unit
+
+        async def op(line: _Line) -> T:
+            return await fn(await group.enter(line, unit))
+
+        self._sent = True
+        return await self._line.call(op)
 
     async def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
         if not _batchable(sql):
             await self._flush()
-            await self._conn.execute(to_dollar(sql), *args)
+            await self._run(lambda conn: conn.execute(to_dollar(sql), *args))
             return
         table = _table(sql)
         if any(_table(waiting) == table for waiting, _ in self._pending):
@@ -120,34 +366,53 @@ class PgTx(SqlTx):
         """Send what waits (and ``tail``, whose rows are returned) in one statement."""
         pending, self._pending = self._pending, []
         if not pending:
-            return [] if tail is None else list(await self._conn.fetch(to_dollar(tail), *tail_args))
+            if tail is None:
+                return []
+            return list(await self._run(lambda conn: conn.fetch(to_dollar(tail), *tail_args)))
         if len(pending) == 1 and tail is None:
-            await self._conn.execute(to_dollar(pending[0][0]), *pending[0][1])
+            sql, args = pending[0]
+            await self._run(lambda conn: conn.execute(to_dollar(sql), *args))
             return []
-        sql = batched(tuple(p[0] for p in pending), tail)
-        args = [a for p in pending for a in p[1]] + list(tail_args)
-        return list(await self._conn.fetch(sql, *args))
+        statement = batched(tuple(p[0] for p in pending), tail)
+        values = [a for p in pending for a in p[1]] + list(tail_args)
+        return list(await self._run(lambda conn: conn.fetch(statement, *values)))
 
     async def _end(self) -> None:
         await self._flush()
 
+    def _abort(self) -> None:
+        """Undo the unit, behind whatever of it is still in flight; the group's other units are untouched."""
+        self._pending = []
+        group = self._group
+        group.head, group.known, group.unwritten = self._chain_before
+        if self._sent:
+            unit = self._unit
+            self._line.submit(lambda line: group.undo(line, unit))
+
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         await self._flush()
-        status = await self._conn.execute(to_dollar(sql), *args)
+        status = await self._run(lambda conn: conn.execute(to_dollar(sql), *args))
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        await self._flush()
-        return await self._conn.fetchrow(to_dollar(sql), *args)
+        rows = await self.fetchall(sql, args)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """A query that reads none of the tables the waiting inserts write goes with them, as their statement's
+        last part (which would not see their rows); any other query after them."""
+        if self._pending and sql.startswith("SELECT ") and not _reads_any(sql, {_table(p) for p, _ in self._pending}):
+            return await self._flush(sql, args)
         await self._flush()
-        return list(await self._conn.fetch(to_dollar(sql), *args))
+        return list(await self._run(lambda conn: conn.fetch(to_dollar(sql), *args)))
 
     async def append_history(self, task_id: str, messages: list[dict[str, Any]]) -> None:
-        await self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (task_id,))
-        await super().append_history(task_id, messages)
+        """The task's lock (with the unit's waiting inserts), then all its new messages as one insert that
+        waits for the unit's next statement: two trips to the server at most, whatever the count."""
+        await self.fetchall("SELECT pg_advisory_xact_lock(hashtext(?))", (task_id,))
+        if messages:
+            await self.defer(HISTORY_APPEND, (task_id, task_id, [dumps(m) for m in messages]))
 
     async def audit(
         self,
@@ -160,19 +425,20 @@ class PgTx(SqlTx):
         now: float,
         decision: DecisionRecord | None = None,
     ) -> None:
-        # one chain head at a time: the lock and the head in one call, sent with the unit's waiting inserts
-        # (unless one of them is an earlier entry's head, which this read must see)
-        if any(sql == AUDIT_HEAD_PUT for sql, _ in self._pending):
-            await self._flush()
-        rows = await self._flush(AUDIT_HEAD_LOCKED, (AUDIT_LOCK,))
-        head = rows[0] if rows and rows[0][0] is not None else None
-        entry, new_head = audit_row(head, self.audit_key, now, tenant, kind, actor, subject, detail)
+        # the head is read once per group, under the chain's lock (taken again: the group holds it already),
+        # sent with the unit's waiting inserts; the group's later entries extend it in memory
+        group = self._group
+        if not group.known:
+            rows = await self._flush(AUDIT_HEAD_LOCKED, (AUDIT_LOCK,))
+            group.head = (rows[0][0], rows[0][1]) if rows and rows[0][0] is not None else None
+            group.known = True
+        entry, new_head = audit_row(group.head, self.audit_key, now, tenant, kind, actor, subject, detail)
         if decision is None:
             await self.defer(AUDIT_INSERT, entry)
         else:
             await self.defer(DECISION_INSERT, decision_args(entry[0], decision))
             await self.defer(AUDIT_INSERT, entry)
-        await self.defer(AUDIT_HEAD_PUT, new_head)  # the entry and its head go with the unit's last statements
+        group.head, group.unwritten = (new_head[0], new_head[1]), new_head  # the row is written at the commit
 
 
 class PostgresStore(SqlStore):
@@ -183,6 +449,11 @@ class PostgresStore(SqlStore):
         self._pool: asyncpg.Pool | None = None
         self._min, self._max = min_size, max_size
         self._listener: asyncpg.Connection | None = None
+        self._line: _Line | None = None  # the connection units take turns on
+        self._lock = asyncio.Lock()  # orders the units' use of the line; decides nothing
+        self._waiting = 0  # units queued for the line
+        self._group: _Group | None = None  # the open transaction units are joining
+        self._pending_commits: set[asyncio.Task[None]] = set()
 
     def _settings(self) -> dict[str, str]:
         return {"search_path": self.schema} if self.schema else {}
@@ -199,6 +470,7 @@ class PostgresStore(SqlStore):
         self._pool = await asyncpg.create_pool(
             self.dsn, min_size=self._min, max_size=self._max, server_settings=self._settings(), reset=_keep_session
         )
+        self._line = _Line(lambda: asyncpg.connect(self.dsn, server_settings=self._settings()))
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
@@ -217,6 +489,20 @@ class PostgresStore(SqlStore):
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
     async def close(self) -> None:
+        """Units already answered are committed; an open group is committed before the pool goes."""
+        line = self._line
+        if line is not None:
+            await self._lock.acquire()
+            try:
+                if self._group is not None and not self._group.done.done():
+                    await self._commit(line, self._group)
+            finally:
+                idle = asyncio.get_running_loop().create_future()
+                line.when_idle(lambda: idle.done() or idle.set_result(None))
+                await idle
+                await line.close()
+                self._lock.release()
+            self._line = None
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -227,14 +513,66 @@ class PostgresStore(SqlStore):
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
-        assert self._pool is not None, "store is not open"
-        async with self._pool.acquire() as conn, conn.transaction():
-            tx = PgTx(conn)
-            if not durable:  # this transaction's commit does not wait for the WAL flush
-                await tx.defer("SET LOCAL synchronous_commit = off")
+        line = self._line
+        assert line is not None, "store is not open"
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            self._waiting -= 1
+            self._commit_if_idle()
+            raise
+        self._waiting -= 1
+        group: _Group | None = None
+        ok = False
+        try:
+            if self._group is None or self._group.done.done():  # none open, or the open one was lost
+                self._group = _Group()
+            group = self._group
+            group.units += 1
+            group.durable = group.durable or durable
+            tx = PgTx(line, group)
             tx.audit_key = self.audit_key
-            yield tx
-            await tx._end()
+            try:
+                yield tx
+                await tx._end()
+            except BaseException:
+                tx._abort()
+                raise
+            ok = True
+        finally:
+            try:
+                if group is not None and not group.done.done() and (self._waiting == 0 or group.units >= MAX_GROUP):
+                    await self._commit(line, group)
+            finally:
+                line.when_idle(self._lock.release)
+        if ok and group is not None:
+            await asyncio.shield(group.done)
+
+    async def _commit(self, line: _Line, group: _Group) -> None:
+        """Commit the open group (the lock is held); every unit in it learns the outcome, even when the
+        coroutine that asked for the commit is cancelled while it runs."""
+        self._group = None
+        await asyncio.shield(line.submit(group.commit))
+
+    def _commit_if_idle(self) -> None:
+        """A queued unit gave up before its turn: make sure an open group does not wait for it."""
+        if self._group is not None and self._waiting == 0 and not self._lock.locked():
+            task = asyncio.get_running_loop().create_task(self._commit_now())
+            self._pending_commits.add(task)
+            task.add_done_callback(self._pending_commits.discard)
+
+    async def _commit_now(self) -> None:
+        await self._lock.acquire()
+        line = self._line
+        try:
+            if self._group is not None and line is not None:
+                await self._commit(line, self._group)
+        finally:
+            if line is not None:
+                line.when_idle(self._lock.release)
+            else:
+                self._lock.release()
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         assert self._pool is not None, "store is not open"

@@ -1,4 +1,5 @@
-"""PostgreSQL: a unit that is not durable commits without waiting for the WAL flush; every other unit waits."""
+"""PostgreSQL: a unit that is not durable commits without waiting for the WAL flush; every other unit waits
+(a group of units commits so only when none of them is durable: see test_pg_group)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,6 @@ async def store() -> AsyncIterator[PostgresStore]:
     yield s
     await s.close()
     await drop(url)
-
-
-async def test_only_a_unit_that_is_not_durable_skips_the_flush(store: PostgresStore) -> None:
-    async with store.transaction() as tx:
-        assert (await tx.fetchone("SHOW synchronous_commit"))[0] == "on"
-    async with store.transaction(durable=False) as tx:
-        assert (await tx.fetchone("SHOW synchronous_commit"))[0] == "off"
-    async with store.transaction() as tx:  # SET LOCAL ended with its transaction
-        assert (await tx.fetchone("SHOW synchronous_commit"))[0] == "on"
 
 
 async def test_a_lease_is_taken_in_a_unit_that_skips_the_flush(
