@@ -58,8 +58,9 @@ from .rows import (
     AUDIT_INSERT,
     DECISION_INSERT,
     SqlTx,
-    audit_row,
+    audit_entry,
     decision_args,
+    head_row,
     outbox_from_row,
 )
 from .schema import MIGRATIONS, SCHEMA_VERSION
@@ -236,7 +237,7 @@ class _Group:
     """Units of work sharing one PostgreSQL transaction; ``done`` resolves when it is committed (or fails when
     it is lost, so that no unit in it is answered as written). Also the audit chain's head as the group's
     entries leave it (see the module's doc): ``head`` is (seq, hash) of the last entry, ``known`` says it was
-    read in this transaction, ``unwritten`` is the head row the commit writes."""
+    read in this transaction, ``unwritten`` is the head (seq, hash) whose row the commit writes."""
 
     def __init__(self) -> None:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -291,18 +292,19 @@ class _Group:
             line.drop()
             raise
 
-    async def commit(self, line: _Line) -> None:
-        """On the line, after the group's last statement: one query writes the chain's head and commits; then
-        the units learn the outcome."""
+    async def commit(self, line: _Line, key: bytes) -> None:
+        """On the line, after the group's last statement: one query writes the chain's head (signed with
+        ``key``, once for the group) and commits; then the units learn the outcome."""
         try:
             if self.begun and not self.done.done():
                 conn = line.conn
                 assert conn is not None
                 parts = [] if self.durable else ["SET LOCAL synchronous_commit = off"]
                 if self.unwritten is not None:
-                    put = head_put_literal(self.unwritten)
+                    head = head_row(key, *self.unwritten)
+                    put = head_put_literal(head)
                     if put is None:
-                        await conn.execute(to_dollar(AUDIT_HEAD_PUT), *self.unwritten)
+                        await conn.execute(to_dollar(AUDIT_HEAD_PUT), *head)
                     else:
                         parts.append(put)
                 await conn.execute("; ".join([*parts, "COMMIT"]))
@@ -432,13 +434,14 @@ class PgTx(SqlTx):
             rows = await self._flush(AUDIT_HEAD_LOCKED, (AUDIT_LOCK,))
             group.head = (rows[0][0], rows[0][1]) if rows and rows[0][0] is not None else None
             group.known = True
-        entry, new_head = audit_row(group.head, self.audit_key, now, tenant, kind, actor, subject, detail)
+        entry = audit_entry(group.head, now, tenant, kind, actor, subject, detail)
         if decision is None:
             await self.defer(AUDIT_INSERT, entry)
         else:
             await self.defer(DECISION_INSERT, decision_args(entry[0], decision))
             await self.defer(AUDIT_INSERT, entry)
-        group.head, group.unwritten = (new_head[0], new_head[1]), new_head  # the row is written at the commit
+        # the head row is written (and signed) once, at the commit
+        group.head = group.unwritten = (entry[0], entry[-1])
 
 
 class PostgresStore(SqlStore):
@@ -553,7 +556,8 @@ class PostgresStore(SqlStore):
         """Commit the open group (the lock is held); every unit in it learns the outcome, even when the
         coroutine that asked for the commit is cancelled while it runs."""
         self._group = None
-        await asyncio.shield(line.submit(group.commit))
+        key = self.audit_key
+        await asyncio.shield(line.submit(lambda on: group.commit(on, key)))
 
     def _commit_if_idle(self) -> None:
         """A queued unit gave up before its turn: make sure an open group does not wait for it."""

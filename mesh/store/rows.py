@@ -75,15 +75,6 @@ def head_row(key: bytes, seq: int, digest: str) -> tuple[Any, ...]:
     return (seq, digest, audit_head_mac(key, seq, digest))
 
 
-def audit_row(
-    head: Any, key: bytes, now: float, tenant: str, kind: str, actor: str, subject: str, detail: dict[str, Any]
-) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The values of :data:`AUDIT_INSERT` for an entry after ``head``, and of :data:`AUDIT_HEAD_PUT` for the
-    head it becomes (for an engine that writes the head row with each entry)."""
-    entry = audit_entry(head, now, tenant, kind, actor, subject, detail)
-    return entry, head_row(key, entry[0], entry[-1])
-
-
 def from_row(cls: type[R]) -> Callable[[Any], R]:
     """The converter from a row (anything read by column name: ``sqlite3.Row``, ``asyncpg.Record``, a dict)
     to a record of ``cls``, generated from the dataclass's fields: each field is the column of its name,
@@ -387,26 +378,6 @@ class SqlTx(Tx):
             "VALUES (?, ?, ?, 0, ?, ?)",
             (kind, dumps(payload), payload.get("tenant"), not_before, not_before),
         )
-
-    async def audit(
-        self,
-        *,
-        tenant: str,
-        kind: str,
-        actor: str,
-        subject: str,
-        detail: dict[str, Any],
-        now: float,
-        decision: DecisionRecord | None = None,
-    ) -> None:
-        """The entry extends the chain's head as read in this transaction; an engine whose writers can run
-        side by side serialises this first (PostgreSQL takes an advisory lock)."""
-        head = await self.fetchone(AUDIT_HEAD)
-        entry, new_head = audit_row(head, self.audit_key, now, tenant, kind, actor, subject, detail)
-        await self.defer(AUDIT_INSERT, entry)
-        if decision is not None:
-            await self.defer(DECISION_INSERT, decision_args(entry[0], decision))
-        await self.defer(AUDIT_HEAD_PUT, new_head)
 
     async def _insert_new(self, insert: str, args: Sequence[Any]) -> bool:
         """Insert unless the key exists, in one statement: two concurrent creates of one name get one True
