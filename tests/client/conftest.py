@@ -102,7 +102,10 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def airlock(home: Path) -> Iterator[Airlock]:
     server = start_server(home)
+    instance = people(server)
     try:
-        yield people(server)
+        yield instance
     finally:
         stop_server(server)
+        if instance.server is not server:  # a test restarted it: the server running now is stopped too
+            stop_server(instance.server)
