@@ -162,7 +162,9 @@ async def handle_rpc(request: web.Request) -> web.StreamResponse:
         token = REQUESTED_EXTENSIONS.set(activated)
         streamer = dispatch.streams.get(method)
         if streamer is not None:
-            return await stream_response(request, request_id, streamer(principal, params), extension_headers(activated))
+            return await stream_response(
+                request, request_id, streamer(principal, params), extension_headers(activated)
+            )
         handler = dispatch.methods.get(method)
         if handler is None:
             raise rpc.RpcError(rpc.METHOD_NOT_FOUND, f"Method not found: {method}")

@@ -136,7 +136,6 @@ class _Writer:
             conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")  # SQLite's default is 2 MiB
             # each unit's savepoint copies the pages it changes to a sub-journal: in memory, not a temp file
             conn.execute("PRAGMA temp_store=MEMORY")
-            conn.execute("PRAGMA temp_store=MEMORY")
             return conn
 
         self.conn = await asyncio.wrap_future(self._pool.submit(connect))
@@ -470,9 +469,7 @@ class SQLiteStore(SqlStore):
         chain = self._chain
         try:
             head, chain.unwritten = chain.unwritten, None
-            key = self.audit_key
-
-            durable = group.durable
+            key, durable = self.audit_key, group.durable
 
             def commit_group(conn: sqlite3.Connection) -> concurrent.futures.Future[None] | None:
                 """The commit and, for a durable group, its sync queued straight from this thread."""
@@ -566,7 +563,8 @@ class SQLiteStore(SqlStore):
         costs no write transaction and no fsync."""
         only = f" AND kind IN ({','.join('?' for _ in kinds)})" if kinds else ""
         due = (
-            "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?{only} LIMIT 1"
+            "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?{only} "
+            "LIMIT 1"
         )
         if not await self._all(due.format(only=only), (now, *kinds)):
             return []
