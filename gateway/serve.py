@@ -113,25 +113,14 @@ async def start_sites(
     return runners, gate
 
 
-YOUNG_THRESHOLD = 7000
-"""Allocations between two collections of the youngest generation (CPython's default is 700)."""
-
-
 def settle_heap() -> None:
     """Once the servers are up: what start-up made (modules, classes, the apps, the store's connections) is
     moved out of the cyclic garbage collector's sight. It lives as long as the process, yet every full
     collection walked all of it while every request waited: under load those pauses were most of the 99th
     percentile's latency (63 to 73 ms against 23 to 29 ms frozen, at 32 clients). Garbage is collected first, so
-    none of it is kept forever.
-
-    With that heap frozen, the old generation the collector counts is small, so nearly every promotion into
-    it set off a full collection: a page of 50 pending approvals, whose objects live a moment, paid for one
-    or more each time (p50 2.75 to 4.75 ms at one client). Collecting the youngest generation a tenth as often
-    (most of a request's objects are freed by their reference counts anyway) brought it to 2.4 ms."""
+    none of it is kept forever."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
 async def serve(args: argparse.Namespace) -> None:
