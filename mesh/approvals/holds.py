@@ -20,7 +20,7 @@ from a2ui import form_part
 from mesh.approvals.announce import announce
 from mesh.approvals.records import APPROVAL, escalation_time, held_form, new_approval
 from mesh.auth import Principal
-from mesh.core.changes import TaskChanges, audit_decision
+from mesh.core.changes import TaskChanges
 from mesh.core.config import MAX_TIMEOUT_S, MeshConfig
 from mesh.core.taskstate import set_state, write_task
 from mesh.delivery.channels.base import REQUESTED
@@ -120,15 +120,6 @@ class Holds:
                 )
                 await tx.insert_approval(approval)
                 await announce(tx, approval, REQUESTED, now)
-                await audit_decision(
-                    tx,
-                    task,
-                    action,
-                    decision,
-                    principal.sub,
-                    now,
-                    keep=self._config.decision_retention_s > 0,
-                    sensitive=sensitive,
-                )
+                await self._changes.decided(tx, task, action, decision, principal.sub, now, sensitive=sensitive)
             self._changes.publish("approval.created", task, approval_id=approval.id)
             return task.to_wire()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mesh import metrics
+from mesh.core.config import MeshConfig
 from mesh.core.decisions import decision_record
 from mesh.core.events import Event, EventBus
 from mesh.policy import Action, Decision
@@ -24,9 +25,10 @@ PUSH_QUEUED = frozenset({"push"})
 
 
 class TaskChanges:
-    def __init__(self, events: EventBus) -> None:
+    def __init__(self, events: EventBus, config: MeshConfig | None = None) -> None:
         self.events = events
         self.hooks: list[StateHook] = []
+        self._config = config  # read at each decision: whether the operator keeps decisions' actions
 
     async def record(self, tx: Tx, task: TaskRecord, kind: str = "task.updated", **data: Any) -> None:
         """Inside the transaction that changed ``task``: run the state hooks and log the event."""
@@ -49,6 +51,23 @@ class TaskChanges:
         self.events.publish(
             Event(kind=kind, tenant=task.tenant, subject=task.id, data={"state": task.state, **data}, outbox=outbox)
         )
+
+
+    async def decided(
+        self,
+        tx: Tx,
+        task: TaskRecord,
+        action: Action,
+        decision: Decision,
+        actor: str,
+        now: float,
+        *,
+        sensitive: frozenset[str] = frozenset(),
+    ) -> None:
+        """Inside the transaction of a turn or a hold: the policy decision's audit entry (see
+        :func:`audit_decision`), its action kept when the operator keeps decisions."""
+        keep = self._config is None or self._config.decision_retention_s > 0
+        await audit_decision(tx, task, action, decision, actor, now, keep=keep, sensitive=sensitive)
 
 
 async def audit_decision(

@@ -44,5 +44,5 @@ class Core:
             events=events,
             agents=agents or AgentRegistry(),
             policies=PolicyCache(store, events),
-            changes=TaskChanges(events),
+            changes=TaskChanges(events, config),
         )

@@ -53,6 +53,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from .base import DecisionRecord, OutboxRecord, Tx, dumps, loads
+from .groups import GroupCommits
 from .rows import (
     AUDIT_HEAD_PUT,
     AUDIT_INSERT,
@@ -444,7 +445,7 @@ class PgTx(SqlTx):
         group.head = group.unwritten = (entry[0], entry[-1])
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, GroupCommits):
     engine = "postgresql"
 
     def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
@@ -453,10 +454,8 @@ class PostgresStore(SqlStore):
         self._min, self._max = min_size, max_size
         self._listener: asyncpg.Connection | None = None
         self._line: _Line | None = None  # the connection units take turns on
-        self._lock = asyncio.Lock()  # orders the units' use of the line; decides nothing
-        self._waiting = 0  # units queued for the line
+        self._init_groups()
         self._group: _Group | None = None  # the open transaction units are joining
-        self._pending_commits: set[asyncio.Task[None]] = set()
 
     def _settings(self) -> dict[str, str]:
         return {"search_path": self.schema} if self.schema else {}
@@ -518,14 +517,7 @@ class PostgresStore(SqlStore):
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         line = self._line
         assert line is not None, "store is not open"
-        self._waiting += 1
-        try:
-            await self._lock.acquire()
-        except BaseException:
-            self._waiting -= 1
-            self._commit_if_idle()
-            raise
-        self._waiting -= 1
+        await self._take_turn()
         group: _Group | None = None
         ok = False
         try:
@@ -552,31 +544,15 @@ class PostgresStore(SqlStore):
         if ok and group is not None:
             await asyncio.shield(group.done)
 
+    def _lane(self) -> _Line | None:
+        return self._line
+
     async def _commit(self, line: _Line, group: _Group) -> None:
         """Commit the open group (the lock is held); every unit in it learns the outcome, even when the
         coroutine that asked for the commit is cancelled while it runs."""
         self._group = None
         key = self.audit_key
         await asyncio.shield(line.submit(lambda on: group.commit(on, key)))
-
-    def _commit_if_idle(self) -> None:
-        """A queued unit gave up before its turn: make sure an open group does not wait for it."""
-        if self._group is not None and self._waiting == 0 and not self._lock.locked():
-            task = asyncio.get_running_loop().create_task(self._commit_now())
-            self._pending_commits.add(task)
-            task.add_done_callback(self._pending_commits.discard)
-
-    async def _commit_now(self) -> None:
-        await self._lock.acquire()
-        line = self._line
-        try:
-            if self._group is not None and line is not None:
-                await self._commit(line, self._group)
-        finally:
-            if line is not None:
-                line.when_idle(self._lock.release)
-            else:
-                self._lock.release()
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         assert self._pool is not None, "store is not open"

@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from .base import PENDING, DecisionRecord, OutboxRecord, Tx
+from .groups import GroupCommits
 from .rows import (
     AUDIT_HEAD,
     AUDIT_HEAD_PUT,
@@ -373,18 +374,16 @@ class _Group:
         self.durable = False  # a unit in it must be on disk before it is answered
 
 
-class SQLiteStore(SqlStore):
+class SQLiteStore(SqlStore, GroupCommits):
     engine = "sqlite"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._writer: _Writer | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
-        self._waiting = 0  # units queued for the writer
+        self._init_groups()
         self._group: _Group | None = None  # the open transaction units are joining
         self._chain = _Chain()
-        self._pending_commits: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -404,27 +403,20 @@ class SQLiteStore(SqlStore):
             await self._reader.close()
         writer = self._writer
         if writer is not None:
-            await self._write_lock.acquire()
+            await self._lock.acquire()
             try:
                 if self._group is not None:
                     await self._commit(writer, self._group)
             finally:
                 await writer.close()
-                self._write_lock.release()
+                self._lock.release()
         self._reader = self._writer = None
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         writer = self._writer
         assert writer is not None, "store is not open"
-        self._waiting += 1
-        try:
-            await self._write_lock.acquire()
-        except BaseException:
-            self._waiting -= 1
-            self._commit_if_idle()
-            raise
-        self._waiting -= 1
+        await self._take_turn()
         group: _Group | None = None
         ok = False
         try:
@@ -448,9 +440,12 @@ class SQLiteStore(SqlStore):
                 if group is not None and not group.done.done() and (self._waiting == 0 or group.units >= MAX_GROUP):
                     await self._commit(writer, group)
             finally:
-                writer.when_idle(self._write_lock.release)
+                writer.when_idle(self._lock.release)
         if ok and group is not None:
             await asyncio.shield(group.done)
+
+    def _lane(self) -> _Writer | None:
+        return self._writer
 
     def _lose(self, group: _Group, exc: BaseException) -> None:
         """SQLite rolled back the group's whole transaction (a full disk, an I/O error): the units released
@@ -506,25 +501,6 @@ class SQLiteStore(SqlStore):
 
         commit.add_done_callback(committed)
         await asyncio.shield(commit)
-
-    def _commit_if_idle(self) -> None:
-        """A queued unit gave up before its turn: make sure an open group does not wait for it."""
-        if self._group is not None and self._waiting == 0 and not self._write_lock.locked():
-            task = asyncio.get_running_loop().create_task(self._commit_now())
-            self._pending_commits.add(task)
-            task.add_done_callback(self._pending_commits.discard)
-
-    async def _commit_now(self) -> None:
-        await self._write_lock.acquire()
-        writer = self._writer
-        try:
-            if self._group is not None and writer is not None:
-                await self._commit(writer, self._group)
-        finally:
-            if writer is not None:
-                writer.when_idle(self._write_lock.release)
-            else:
-                self._write_lock.release()
 
     # rows in index order: a page is not a sort of the whole queue
     pending_source = "approvals INDEXED BY approvals_pending_page"

@@ -17,7 +17,6 @@ from mesh.agents.base import Agent, Execution, Reply, TurnContext
 from mesh.approvals.holds import Holds
 from mesh.approvals.input_requests import InputRequests, answer_message
 from mesh.auth import Principal
-from mesh.core.changes import audit_decision
 from mesh.core.decisions import answered_fields
 from mesh.core.kernel import Core
 from mesh.core.taskstate import GUARD, allow_parts, set_state, text_parts, write_task
@@ -168,16 +167,7 @@ class Turn:
             asked = await self._input_requests.record(tx, task, status_msg["parts"] if status_msg else [], now)
             await write_task(tx, task, [user_msg] + ([status_msg] if status_msg else []), new=new)
             await self._changes.record(tx, task)
-            await audit_decision(
-                tx,
-                task,
-                action,
-                decision,
-                principal.sub,
-                now,
-                keep=self._config.decision_retention_s > 0,
-                sensitive=sensitive,
-            )
+            await self._changes.decided(tx, task, action, decision, principal.sub, now, sensitive=sensitive)
         wire = task.to_wire()  # built once: the events and the answer carry the same task
         self._changes.publish("task.updated", task, wire)
         if asked is not None:
