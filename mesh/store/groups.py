@@ -43,6 +43,15 @@ class GroupCommits(ABC):
             raise
         self._waiting -= 1
 
+    async def _end_turn(self, lane: Lane, group: Any, max_group: int) -> None:
+        """A unit is done with the lane: it commits the group when nobody else is waiting to join it (or the
+        group is full), and the lane passes to the next unit once the work queued on it is done."""
+        try:
+            if group is not None and not group.done.done() and (self._waiting == 0 or group.units >= max_group):
+                await self._commit(lane, group)
+        finally:
+            lane.when_idle(self._lock.release)
+
     def _commit_if_idle(self) -> None:
         """A queued unit gave up before its turn: make sure an open group does not wait for it."""
         if self._group is not None and self._waiting == 0 and not self._lock.locked():

@@ -536,11 +536,7 @@ class PostgresStore(SqlStore, GroupCommits):
                 raise
             ok = True
         finally:
-            try:
-                if group is not None and not group.done.done() and (self._waiting == 0 or group.units >= MAX_GROUP):
-                    await self._commit(line, group)
-            finally:
-                line.when_idle(self._lock.release)
+            await self._end_turn(line, group, MAX_GROUP)
         if ok and group is not None:
             await asyncio.shield(group.done)
 

@@ -436,11 +436,7 @@ class SQLiteStore(SqlStore, GroupCommits):
                 raise
             ok = True
         finally:
-            try:
-                if group is not None and not group.done.done() and (self._waiting == 0 or group.units >= MAX_GROUP):
-                    await self._commit(writer, group)
-            finally:
-                writer.when_idle(self._lock.release)
+            await self._end_turn(writer, group, MAX_GROUP)
         if ok and group is not None:
             await asyncio.shield(group.done)
 
